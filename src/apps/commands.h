@@ -1,0 +1,18 @@
+#pragma once
+// Subcommands of the `larserve` CLI. Each Register* adds its subcommand to the app and sets
+// *run to the function that executes it after parsing; the function returns the exit code.
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace larserve::apps {
+
+using RunFn = std::function<int()>;
+
+void RegisterSim(CLI::App& app, RunFn* run);
+void RegisterDisplay(CLI::App& app, RunFn* run);
+
+// Prints "larserve <command>: error: <message>" to stderr and returns the exit code 1.
+int Fail(const char* command, const std::string& message);
+
+}  // namespace larserve::apps

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# End-to-end checks of the larserve CLI: the happy path, and clear errors (never a crash) for
+# bad options, impossible configs and corrupt files. Usage: cli_test.sh path/to/larserve
+set -u
+LARSERVE="$1"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+pass=0
+fail=0
+
+ok() { echo "ok: $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL: $1"; fail=$((fail + 1)); }
+
+# expect_error NAME PATTERN CMD...: the command must exit 1-127 (an error, not a signal) and
+# print PATTERN on stderr.
+expect_error() {
+  local name="$1" pattern="$2"
+  shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  local rc=$?
+  if [[ $rc -ge 1 && $rc -lt 128 ]] && grep -qiE "$pattern" "$WORK/err"; then
+    ok "$name"
+  else
+    bad "$name (exit $rc): $(head -c 400 "$WORK/err")"
+  fi
+}
+
+# Happy path: simulate, summary as JSON, display both modes.
+if "$LARSERVE" sim --events 2 --seed 3 -o "$WORK/ev.h5" --json >"$WORK/sim.json" 2>"$WORK/err" &&
+  grep -q '"events": 2' "$WORK/sim.json" && grep -q '"michel"' "$WORK/sim.json"; then
+  ok "sim --json"
+else
+  bad "sim --json: $(cat "$WORK/err")"
+fi
+if "$LARSERVE" sim --events 2 --seed 3 --threads 2 -o "$WORK/ev2.h5" >/dev/null 2>&1 && cmp -s "$WORK/ev.h5" "$WORK/ev2.h5"; then
+  ok "same seed, 1 and 2 threads: identical files"
+else
+  bad "same seed, 1 and 2 threads: files differ"
+fi
+for mode in "" "--truth"; do
+  if "$LARSERVE" display "$WORK/ev.h5" --event 1 --plane W $mode -o "$WORK/ev$mode.png" >/dev/null 2>"$WORK/err" &&
+    [[ "$(head -c 8 "$WORK/ev$mode.png" | od -An -tx1 | tr -d ' \n')" == "89504e470d0a1a0a" ]]; then
+    ok "display $mode"
+  else
+    bad "display $mode: $(cat "$WORK/err")"
+  fi
+done
+"$LARSERVE" --help >/dev/null && "$LARSERVE" sim --help | grep -q -- "--events" && ok "help" || bad "help"
+
+# Bad options and values.
+expect_error "unknown option" "not expected|unknown|--frobnicate" "$LARSERVE" sim --frobnicate -o "$WORK/x.h5"
+expect_error "unknown command" "frobnicate|not expected|subcommand" "$LARSERVE" frobnicate
+expect_error "events out of range" "events" "$LARSERVE" sim --events 0 -o "$WORK/x.h5"
+expect_error "missing output" "output" "$LARSERVE" sim --events 1
+echo '{"argon": {"electron_lifetime_ms": -3}}' >"$WORK/neg.json"
+expect_error "impossible config value" "argon.electron_lifetime_ms" "$LARSERVE" sim --config "$WORK/neg.json" -o "$WORK/x.h5"
+echo '{"argon": {"lifetime": 3}}' >"$WORK/unk.json"
+expect_error "unknown config key" "argon.lifetime" "$LARSERVE" sim --config "$WORK/unk.json" -o "$WORK/x.h5"
+echo '{"argon": ' >"$WORK/broken.json"
+expect_error "broken config JSON" "JSON" "$LARSERVE" sim --config "$WORK/broken.json" -o "$WORK/x.h5"
+expect_error "odd APA count" "apas" "$LARSERVE" sim --apas 5 -o "$WORK/x.h5"
+expect_error "unwritable output" "cannot create" "$LARSERVE" sim -o "$WORK/no/such/dir/x.h5"
+
+# Bad files.
+expect_error "missing file" "does not exist" "$LARSERVE" display "$WORK/none.h5" -o "$WORK/x.png"
+head -c 5000 /dev/urandom >"$WORK/random.h5"
+expect_error "random bytes" "not an HDF5 file" "$LARSERVE" display "$WORK/random.h5" -o "$WORK/x.png"
+size=$(stat -c %s "$WORK/ev.h5")
+for frac in 10 50 90; do
+  head -c $((size * frac / 100)) "$WORK/ev.h5" >"$WORK/trunc.h5"
+  expect_error "truncated file ($frac%)" "truncated|corrupt|cannot|missing" "$LARSERVE" display "$WORK/trunc.h5" --event 1 -o "$WORK/x.png"
+done
+expect_error "event out of range" "holds 2 events" "$LARSERVE" display "$WORK/ev.h5" --event 5 -o "$WORK/x.png"
+expect_error "bad plane" "plane" "$LARSERVE" display "$WORK/ev.h5" --plane X -o "$WORK/x.png"
+expect_error "bad window" "channel|window|range" "$LARSERVE" display "$WORK/ev.h5" --channels 900:2000 -o "$WORK/x.png"
+expect_error "bad window syntax" "LO:HI" "$LARSERVE" display "$WORK/ev.h5" --ticks 5-9 -o "$WORK/x.png"
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
