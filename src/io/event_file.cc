@@ -292,6 +292,19 @@ StatusOr<std::vector<T>> ReadVector(hid_t loc, const std::string& name, std::siz
     return InvalidArgument("dataset '" + name + "' has " + std::to_string(dims[0]) +
                            " elements, more than the plausible maximum " + std::to_string(max_n));
   }
+  if (dims[0] > 0) {
+    // Every chunk must be stored: HDF5 returns fill values for a missing one.
+    Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+    hsize_t chunk[1] = {0};
+    if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED && H5Pget_chunk(dcpl.get(), 1, chunk) == 1 && chunk[0] > 0) {
+      hsize_t stored = 0;
+      const hsize_t expected = (dims[0] + chunk[0] - 1) / chunk[0];
+      if (H5Dget_num_chunks(ds.get(), H5S_ALL, &stored) < 0 || stored != expected) {
+        return DataLoss("dataset '" + name + "' has " + std::to_string(stored) + " of its " +
+                        std::to_string(expected) + " chunks: the file is corrupt");
+      }
+    }
+  }
   std::vector<T> out(dims[0]);
   if (dims[0] > 0 &&
       H5Dread(ds.get(), NativeType<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
@@ -353,10 +366,12 @@ Status EventFileWriter::Impl::Init(const std::string& path, const sim::SimConfig
   im.path = path;
   im.options = options;
   im.num_apas = geometry.num_apas();
-  // HDF5 1.8+ object headers carry checksums, so corrupt metadata (attributes, group
-  // structure) is detected too, not only corrupt dataset chunks (Fletcher-32).
+  // The HDF5 1.10 file format: object headers and chunk indexes carry checksums, so corrupt
+  // metadata (attributes, groups, the index of a dataset's chunks) is detected, not only
+  // corrupt chunk data (Fletcher-32). With the 1.8 format a damaged chunk-index entry made
+  // HDF5 return fill values (zeros) without an error. Readers need HDF5 >= 1.10 (h5py has it).
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V110);
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   H5Pset_obj_track_times(fcpl.get(), false);  // the root group: no time stamps either
   im.file = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
@@ -587,7 +602,7 @@ StatusOr<std::unique_ptr<EventFileReader>> EventFileReader::Open(const std::stri
     auto channels = ReadArrayAttr<int32_t>(geo.get(), "channels", 3);
     for (const Status& s :
          {n_apas.status(), n_ticks.status(), tick_us.status(), trig.status(), channels.status()}) {
-      if (!s.ok()) return ctx(s.WithContext("/geometry"));
+      if (!s.ok()) return ctx(s.WithContext("/geometry (the file is corrupt or not written by larserve)"));
     }
     info.num_apas = *n_apas;
     info.n_ticks = *n_ticks;
