@@ -1,6 +1,7 @@
 #include "larserve/io/event_file.h"
 
 #include <hdf5.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -82,6 +83,7 @@ hid_t NativeType() {
   if constexpr (std::is_same_v<T, int64_t>) return H5T_NATIVE_INT64;
   if constexpr (std::is_same_v<T, uint64_t>) return H5T_NATIVE_UINT64;
   if constexpr (std::is_same_v<T, uint16_t>) return H5T_NATIVE_UINT16;
+  if constexpr (std::is_same_v<T, uint32_t>) return H5T_NATIVE_UINT32;
   if constexpr (std::is_same_v<T, uint8_t>) return H5T_NATIVE_UINT8;
 }
 
@@ -184,6 +186,32 @@ Status UpdateScalarAttr(hid_t loc, const char* name, T value) {
   return Status::Ok();
 }
 
+uint32_t Crc32(const void* data, std::size_t bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  while (bytes > 0) {
+    const uInt step = static_cast<uInt>(std::min<std::size_t>(bytes, 1u << 30));
+    crc = crc32(crc, p, step);
+    p += step;
+    bytes -= step;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+// Compares the CRC-32 stored with a dataset with that of the values read.
+Status VerifyCrc(hid_t ds, const std::string& name, const void* data, std::size_t bytes) {
+  if (H5Aexists(ds, "crc32") <= 0) return DataLoss("dataset '" + name + "' has no crc32 attribute");
+  Handle attr(H5Aopen(ds, "crc32", H5P_DEFAULT), H5Aclose);
+  uint32_t stored = 0;
+  if (H5Aread(attr.get(), H5T_NATIVE_UINT32, &stored) < 0) {
+    return DataLoss("cannot read the crc32 of dataset '" + name + "': " + Hdf5Error());
+  }
+  if (stored != Crc32(data, bytes)) {
+    return DataLoss("dataset '" + name + "' does not match its CRC-32: the file is corrupt");
+  }
+  return Status::Ok();
+}
+
 Status WriteDataset(hid_t loc, const char* name, hid_t mem_type, hid_t file_type, const void* data,
                     std::size_t n, std::size_t elem_size, int level) {
   const hsize_t dims[1] = {n};
@@ -206,7 +234,9 @@ Status WriteDataset(hid_t loc, const char* name, hid_t mem_type, hid_t file_type
   if (n > 0 && H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     return Internal(std::string("cannot write dataset ") + name + ": " + Hdf5Error());
   }
-  return Status::Ok();
+  // End-to-end check of the contents, independent of HDF5's own checksums (which do not cover
+  // every index field): CRC-32 of the values as they are in memory.
+  return WriteScalarAttr<uint32_t>(ds.get(), "crc32", Crc32(data, n * elem_size));
 }
 
 template <typename T>
@@ -292,25 +322,13 @@ StatusOr<std::vector<T>> ReadVector(hid_t loc, const std::string& name, std::siz
     return InvalidArgument("dataset '" + name + "' has " + std::to_string(dims[0]) +
                            " elements, more than the plausible maximum " + std::to_string(max_n));
   }
-  if (dims[0] > 0) {
-    // Every chunk must be stored: HDF5 returns fill values for a missing one.
-    Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
-    hsize_t chunk[1] = {0};
-    if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED && H5Pget_chunk(dcpl.get(), 1, chunk) == 1 && chunk[0] > 0) {
-      hsize_t stored = 0;
-      const hsize_t expected = (dims[0] + chunk[0] - 1) / chunk[0];
-      if (H5Dget_num_chunks(ds.get(), H5S_ALL, &stored) < 0 || stored != expected) {
-        return DataLoss("dataset '" + name + "' has " + std::to_string(stored) + " of its " +
-                        std::to_string(expected) + " chunks: the file is corrupt");
-      }
-    }
-  }
   std::vector<T> out(dims[0]);
   if (dims[0] > 0 &&
       H5Dread(ds.get(), NativeType<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
     return DataLoss("cannot read dataset '" + name +
                     "' (checksum or storage error: the file is corrupt): " + Hdf5Error());
   }
+  RETURN_IF_ERROR(VerifyCrc(ds.get(), name, out.data(), out.size() * sizeof(T)));
   return out;
 }
 
@@ -688,6 +706,9 @@ StatusOr<std::vector<sim::TruthParticle>> EventFileReader::ReadParticles(int64_t
   if (n > 0 && H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()) < 0) {
     return DataLoss(where +
                     "/particles cannot be read (corrupt or missing fields): " + Hdf5Error());
+  }
+  if (Status c = VerifyCrc(ds.get(), "particles", rows.data(), rows.size() * sizeof(ParticleRow)); !c.ok()) {
+    return c.WithContext(where);
   }
   std::vector<sim::TruthParticle> out(n);
   for (std::size_t k = 0; k < n; ++k) {
