@@ -18,7 +18,8 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libhdf5-dev libcli11-dev nlohmann-json3-dev libpng-dev zlib1g-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-venv python3-h5py python3-numpy python3-pytest python3-matplotlib
+  libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
+  python3-venv python3-h5py python3-numpy python3-pytest python3-matplotlib python3-onnx
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

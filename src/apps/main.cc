@@ -1,4 +1,4 @@
-// larserve: one CLI for the whole chain (simulation, display; later reco, build, exec, serve).
+// larserve: one CLI for the whole chain (simulation, display, build, exec; later reco, serve).
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   larserve::apps::RunFn run;
   larserve::apps::RegisterSim(app, &run);
   larserve::apps::RegisterDisplay(app, &run);
+  larserve::apps::RegisterBuild(app, &run);
+  larserve::apps::RegisterExec(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -110,6 +110,20 @@ StatusOr<Tensor> Tensor::Create(DType dtype, Shape shape) {
   t.shape_ = std::move(shape);
   t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   t.data_ = p;
+  t.defined_ = true;
+  return t;
+}
+
+StatusOr<Tensor> Tensor::Reinterpret(DType dtype, Shape shape) const {
+  const int64_t n = shape.NumElements();
+  if (n < 0 || static_cast<std::size_t>(n) * DTypeSize(dtype) != num_bytes()) {
+    return InvalidArgument("cannot view " + shape_.ToString() + " " +
+                           std::string(DTypeName(dtype_)) + " as " + shape.ToString() + " " +
+                           std::string(DTypeName(dtype)));
+  }
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
   return t;
 }
 
@@ -118,6 +132,7 @@ Tensor Tensor::View(DType dtype, Shape shape, void* data) {
   t.dtype_ = dtype;
   t.shape_ = std::move(shape);
   t.data_ = data;
+  t.defined_ = true;
   return t;
 }
 

@@ -63,6 +63,10 @@ class Tensor {
   // Aliases memory the caller keeps alive for the lifetime of every copy of the view.
   static Tensor View(DType dtype, Shape shape, void* data);
 
+  // The same bytes seen with another dtype and shape (sharing the storage); fails if the byte
+  // sizes differ.
+  StatusOr<Tensor> Reinterpret(DType dtype, Shape shape) const;
+
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }
   int64_t num_elements() const { return shape_.NumElements(); }
@@ -71,7 +75,9 @@ class Tensor {
   }
   void* data() { return data_; }
   const void* data() const { return data_; }
-  bool empty() const { return data_ == nullptr; }
+  // True for a default-constructed Tensor (no tensor at all: e.g. an omitted optional input);
+  // false for a created tensor, even one with zero elements.
+  bool empty() const { return !defined_; }
 
   template <typename T>
   std::span<T> Span() {
@@ -87,6 +93,7 @@ class Tensor {
   Shape shape_;
   std::shared_ptr<void> storage_;
   void* data_ = nullptr;
+  bool defined_ = false;
 };
 
 }  // namespace larserve

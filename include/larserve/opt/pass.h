@@ -1,0 +1,75 @@
+#pragma once
+// Graph optimisation passes and the pass manager. One pass, one file (src/opt/*.cc): a pass
+// says which ops it targets, matches cheaply, rewrites, and logs what it did in words. The
+// manager verifies the graph after every pass, so a broken rewrite is caught at the pass that
+// made it.
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "larserve/core/status.h"
+#include "larserve/core/tensor.h"
+#include "larserve/graph/graph.h"
+
+namespace larserve::opt {
+
+// Evaluates one node on constant inputs (the runtime's reference kernels); injected so that
+// the optimiser does not depend on the runtime.
+using NodeEvaluator =
+    std::function<Status(const graph::Node& node, int64_t opset, std::span<const Tensor> inputs,
+                         std::vector<Tensor>& outputs)>;
+
+struct PassContext {
+  NodeEvaluator evaluate;         // required by constant folding
+  std::vector<std::string>* log;  // one line per rewrite; may be null
+  void Log(std::string line) const {
+    if (log) log->push_back(std::move(line));
+  }
+};
+
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual std::string_view name() const = 0;
+  // Rewrites g in place; returns the number of rewrites made.
+  virtual StatusOr<int> Run(graph::Graph& g, const PassContext& ctx) const = 0;
+};
+
+std::unique_ptr<Pass> MakeEliminateIdentityPass();   // Identity, inference Dropout, no-op Cast
+std::unique_ptr<Pass> MakeDeadCodePass();            // unused nodes and constants
+std::unique_ptr<Pass> MakeConstantFoldingPass();     // nodes whose inputs are all constant
+std::unique_ptr<Pass> MakeFoldBatchNormPass();       // Conv -> BatchNormalization into the Conv
+std::unique_ptr<Pass> MakeFuseBiasActivationPass();  // Conv/Gemm/MatMul + Add + activation
+std::unique_ptr<Pass> MakeTransposeReshapePass();    // cancel/merge/simplify layout ops
+
+struct PassReport {
+  std::string pass;
+  int rewrites = 0;
+  double milliseconds = 0;
+  std::vector<std::string> log;
+};
+
+class PassManager {
+ public:
+  void Add(std::unique_ptr<Pass> pass) { passes_.push_back(std::move(pass)); }
+  // Runs the passes in order, repeating the whole list until nothing changes (at most
+  // max_rounds). Verifies the graph after each pass.
+  Status Run(graph::Graph& g, const NodeEvaluator& evaluate, std::vector<PassReport>* report,
+             int max_rounds = 4) const;
+
+  // The default pipeline, in TensorRT's order: clean up, fold constants, fold batch norm, fuse.
+  static PassManager Default();
+
+ private:
+  std::vector<std::unique_ptr<Pass>> passes_;
+};
+
+// Removes values no node or output refers to and renumbers the rest.
+void CompactValues(graph::Graph& g);
+// Makes every reader of value `from` read `to` instead (graph outputs included).
+void ReplaceAllUses(graph::Graph& g, int from, int to);
+
+}  // namespace larserve::opt

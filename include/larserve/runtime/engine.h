@@ -1,0 +1,117 @@
+#pragma once
+// Engines, execution contexts and plans: larserve's counterpart of TensorRT's ICudaEngine,
+// IExecutionContext and serialized plan files.
+//
+// Engine::Build imports nothing: it takes a graph, optimises it (opt::PassManager), partitions
+// it into segments for the chosen backend (nodes the backend cannot run fall back to the
+// reference backend, so a model always runs) and compiles the segments. An Engine is immutable
+// and thread-safe; per-run state lives in ExecutionContexts (one per thread).
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "larserve/core/status.h"
+#include "larserve/core/tensor.h"
+#include "larserve/graph/graph.h"
+#include "larserve/opt/pass.h"
+
+namespace larserve::runtime {
+
+enum class Precision : uint8_t { kFp32 = 0, kTf32 = 1, kFp16 = 2, kBf16 = 3, kInt8 = 4 };
+std::string_view PrecisionName(Precision p);
+StatusOr<Precision> PrecisionFromName(std::string_view name);
+
+struct BuildOptions {
+  std::string backend = "reference";  // "reference" (plain loops); more backends register later
+  Precision precision = Precision::kFp32;
+  int min_segment_size = 1;  // smaller runs of supported nodes stay on the reference backend
+  int threads = 0;           // 0 = all hardware threads
+};
+
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> dims;  // -1 = any size (the batch)
+};
+
+struct SegmentReport {
+  std::string backend;
+  std::vector<std::string> nodes;  // node descriptions, in order
+};
+
+struct BuildReport {
+  std::vector<opt::PassReport> passes;
+  std::vector<SegmentReport> segments;
+  int nodes_before = 0;
+  int nodes_after = 0;
+  double seconds = 0;
+};
+
+struct LayerTiming {
+  std::string node;
+  std::string op_type;
+  std::string backend;
+  double total_ms = 0;
+  int64_t calls = 0;
+};
+
+class Engine;
+
+class ExecutionContext {
+ public:
+  ~ExecutionContext();
+  // inputs: one per engine input, in order (dtype and known dims checked). outputs are
+  // replaced with one tensor per engine output.
+  Status Run(std::span<const Tensor> inputs, std::vector<Tensor>* outputs);
+  void EnableProfiling(bool on) { profiling_ = on; }
+  const std::vector<LayerTiming>& profile() const { return profile_; }
+
+ private:
+  friend class Engine;
+  explicit ExecutionContext(const Engine* engine);
+  const Engine* engine_;
+  std::vector<Tensor> slots_;
+  bool profiling_ = false;
+  std::vector<LayerTiming> profile_;
+};
+
+class Engine {
+ public:
+  ~Engine();
+  static StatusOr<std::unique_ptr<Engine>> Build(graph::Graph graph, const BuildOptions& options,
+                                                 BuildReport* report = nullptr);
+  // Plan files: versioned and checksummed; a plan from another larserve version, backend or
+  // device, or a corrupt one, is refused with the reason and how to rebuild.
+  static StatusOr<std::unique_ptr<Engine>> LoadPlan(const std::string& path);
+  Status SavePlan(const std::string& path) const;
+
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
+  const BuildOptions& options() const { return options_; }
+  const graph::Graph& graph() const { return graph_; }
+  const std::vector<SegmentReport>& segments() const { return segment_reports_; }
+  std::unique_ptr<ExecutionContext> CreateContext() const;
+
+ private:
+  friend class ExecutionContext;
+  Engine() = default;
+  Status Finalize();  // partition, resolve kernels, fill inputs_/outputs_
+
+  graph::Graph graph_;  // optimised
+  BuildOptions options_;
+  std::vector<TensorSpec> inputs_, outputs_;
+  std::vector<SegmentReport> segment_reports_;
+  std::vector<int> node_segment_;  // per node: index into segment_reports_
+  std::vector<int> last_use_;      // per value: last node reading it
+};
+
+// Reads `path` and makes an Engine: an ONNX model is built with `options`; a plan file is
+// loaded as it is (options ignored). Decided by the file's first bytes.
+StatusOr<std::unique_ptr<Engine>> LoadModelOrPlan(const std::string& path,
+                                                  const BuildOptions& options,
+                                                  BuildReport* report = nullptr);
+
+}  // namespace larserve::runtime

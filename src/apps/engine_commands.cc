@@ -1,0 +1,269 @@
+// `larserve build` and `larserve exec`: the trtexec of larserve.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "larserve/core/rng.h"
+#include "larserve/core/thread_pool.h"
+#include "larserve/core/timer.h"
+#include "larserve/runtime/engine.h"
+
+namespace larserve::apps {
+namespace {
+
+struct BuildArgs {
+  std::string model;
+  std::string output;
+  std::string backend = "reference";
+  std::string precision = "fp32";
+  int min_segment_size = 1;
+  bool verbose = false;
+  bool json = false;
+};
+
+void PrintReport(const runtime::BuildReport& r, bool verbose) {
+  std::printf("optimiser: %d nodes -> %d nodes in %.1f ms\n", r.nodes_before, r.nodes_after,
+              r.seconds * 1e3);
+  for (const auto& p : r.passes) {
+    std::printf("  pass %-22s %4d rewrite%s  %7.2f ms\n", p.pass.c_str(), p.rewrites,
+                p.rewrites == 1 ? " " : "s", p.milliseconds);
+    if (verbose) {
+      for (const auto& line : p.log) std::printf("      %s\n", line.c_str());
+    }
+  }
+  std::printf("segments: %zu\n", r.segments.size());
+  for (std::size_t s = 0; s < r.segments.size(); ++s) {
+    const auto& seg = r.segments[s];
+    std::printf("  segment %zu: backend %s, %zu node%s\n", s, seg.backend.c_str(), seg.nodes.size(),
+                seg.nodes.size() == 1 ? "" : "s");
+    if (verbose) {
+      for (const auto& n : seg.nodes) std::printf("      %s\n", n.c_str());
+    }
+  }
+}
+
+StatusOr<runtime::BuildOptions> MakeOptions(const std::string& backend,
+                                            const std::string& precision, int min_seg,
+                                            int threads) {
+  runtime::BuildOptions o;
+  o.backend = backend;
+  ASSIGN_OR_RETURN(o.precision, runtime::PrecisionFromName(precision));
+  o.min_segment_size = min_seg;
+  o.threads = threads;
+  return o;
+}
+
+int RunBuild(const BuildArgs& a) {
+  auto options = MakeOptions(a.backend, a.precision, a.min_segment_size, 0);
+  if (!options.ok()) return Fail("build", options.status().message());
+  runtime::BuildReport report;
+  auto engine = runtime::LoadModelOrPlan(a.model, *options, &report);
+  if (!engine.ok()) return Fail("build", engine.status().message());
+  if (Status s = (*engine)->SavePlan(a.output); !s.ok()) return Fail("build", s.message());
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["plan"] = a.output;
+    j["nodes_before"] = report.nodes_before;
+    j["nodes_after"] = report.nodes_after;
+    j["build_seconds"] = report.seconds;
+    for (const auto& p : report.passes) {
+      j["passes"].push_back(
+          {{"pass", p.pass}, {"rewrites", p.rewrites}, {"ms", p.milliseconds}, {"log", p.log}});
+    }
+    for (const auto& s : report.segments)
+      j["segments"].push_back({{"backend", s.backend}, {"nodes", s.nodes}});
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    PrintReport(report, a.verbose);
+    std::printf("larserve build: wrote %s (backend %s, precision %s)\n", a.output.c_str(),
+                a.backend.c_str(), a.precision.c_str());
+  }
+  return 0;
+}
+
+struct ExecArgs {
+  std::string model;
+  int64_t batch = 1;
+  int threads = 1;
+  double seconds = 3.0;
+  int warmup = 2;
+  bool profile = false;
+  bool json = false;
+  std::string backend = "reference";
+  std::string precision = "fp32";
+  uint64_t seed = 1;
+};
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(q * (v.size() - 1) + 0.5));
+  return v[i];
+}
+
+int RunExec(const ExecArgs& a) {
+  auto options = MakeOptions(a.backend, a.precision, 1, a.threads);
+  if (!options.ok()) return Fail("exec", options.status().message());
+  auto loaded = runtime::LoadModelOrPlan(a.model, *options);
+  if (!loaded.ok()) return Fail("exec", loaded.status().message());
+  const runtime::Engine& engine = **loaded;
+  // Random inputs with the batch substituted for unknown dimensions.
+  Rng rng(a.seed);
+  std::vector<Tensor> inputs;
+  for (const auto& spec : engine.inputs()) {
+    std::vector<int64_t> dims = spec.dims;
+    for (auto& d : dims) d = d < 0 ? a.batch : d;
+    auto t = Tensor::Create(spec.dtype, Shape(dims));
+    if (!t.ok()) return Fail("exec", t.status().message());
+    if (spec.dtype == DType::kFloat32) {
+      for (float& v : t->Span<float>()) v = static_cast<float>(rng.Uniform());
+    }
+    inputs.push_back(std::move(t).value());
+  }
+  const int64_t batch =
+      engine.inputs().empty() || engine.inputs()[0].dims.empty()
+          ? 1
+          : (engine.inputs()[0].dims[0] < 0 ? a.batch : engine.inputs()[0].dims[0]);
+  std::vector<std::vector<double>> latencies(a.threads);
+  std::vector<std::unique_ptr<runtime::ExecutionContext>> contexts;
+  for (int t = 0; t < a.threads; ++t) contexts.push_back(engine.CreateContext());
+  std::atomic<bool> failed{false};
+  std::string error;
+  std::mutex error_mutex;
+  auto worker = [&](int t) {
+    std::vector<Tensor> outputs;
+    for (int w = 0; w < a.warmup; ++w) {
+      if (Status s = contexts[t]->Run(inputs, &outputs); !s.ok()) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        error = s.message();
+        failed = true;
+        return;
+      }
+    }
+    contexts[t]->EnableProfiling(a.profile && t == 0);
+    Timer total;
+    while (total.Seconds() < a.seconds && !failed) {
+      Timer one;
+      Status s = contexts[t]->Run(inputs, &outputs);
+      latencies[t].push_back(one.Seconds() * 1e3);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        error = s.message();
+        failed = true;
+      }
+    }
+  };
+  Timer wall;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < a.threads; ++t) pool.emplace_back(worker, t);
+  for (auto& th : pool) th.join();
+  const double elapsed = wall.Seconds();
+  if (failed) return Fail("exec", error);
+  std::vector<double> all;
+  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  const double runs = static_cast<double>(all.size());
+  const double throughput = runs * static_cast<double>(batch) / elapsed;
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["backend"] = engine.options().backend;
+  j["precision"] = std::string(runtime::PrecisionName(engine.options().precision));
+  j["batch"] = batch;
+  j["threads"] = a.threads;
+  j["runs"] = all.size();
+  j["seconds"] = elapsed;
+  j["throughput_inferences_per_s"] = throughput;
+  j["latency_ms"] = {{"p50", Percentile(all, 0.5)},
+                     {"p90", Percentile(all, 0.9)},
+                     {"p99", Percentile(all, 0.99)},
+                     {"min", all.empty() ? 0 : *std::min_element(all.begin(), all.end())}};
+  std::vector<runtime::LayerTiming> prof = contexts[0]->profile();
+  std::sort(prof.begin(), prof.end(),
+            [](const auto& x, const auto& y) { return x.total_ms > y.total_ms; });
+  double prof_total = 0;
+  for (const auto& p : prof) prof_total += p.total_ms;
+  if (a.profile) {
+    for (const auto& p : prof) {
+      j["profile"].push_back({{"node", p.node},
+                              {"op", p.op_type},
+                              {"backend", p.backend},
+                              {"ms_per_run", p.calls ? p.total_ms / p.calls : 0.0},
+                              {"percent", prof_total > 0 ? 100.0 * p.total_ms / prof_total : 0.0}});
+    }
+  }
+  if (a.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model %s: backend %s, precision %s, batch %lld, %d thread%s, %.1f s\n",
+              a.model.c_str(), j["backend"].get<std::string>().c_str(),
+              j["precision"].get<std::string>().c_str(), static_cast<long long>(batch), a.threads,
+              a.threads > 1 ? "s" : "", elapsed);
+  std::printf("throughput: %.1f inferences/s (%zu runs)\n", throughput, all.size());
+  std::printf("latency (ms): min %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n",
+              j["latency_ms"]["min"].get<double>(), j["latency_ms"]["p50"].get<double>(),
+              j["latency_ms"]["p90"].get<double>(), j["latency_ms"]["p99"].get<double>());
+  if (a.profile) {
+    std::printf("%-40s %-12s %-10s %12s %8s\n", "layer", "op", "backend", "ms/run", "%");
+    for (const auto& p : prof) {
+      std::printf("%-40s %-12s %-10s %12.4f %7.1f%%\n", p.node.substr(0, 40).c_str(),
+                  p.op_type.c_str(), p.backend.c_str(), p.calls ? p.total_ms / p.calls : 0.0,
+                  prof_total > 0 ? 100.0 * p.total_ms / prof_total : 0.0);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterBuild(CLI::App& app, RunFn* run) {
+  auto a = std::make_shared<BuildArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "build",
+      "Optimise an ONNX model (constant folding, identity/dropout removal, batch-norm folding, "
+      "conv/gemm + bias + activation fusion, transpose/reshape clean-up), partition it across "
+      "backends "
+      "and write a plan file.");
+  cmd->add_option("model", a->model, "ONNX model (opsets 11-17)")->required();
+  cmd->add_option("-o,--output", a->output, "plan file to write")->required();
+  cmd->add_option("--backend", a->backend,
+                  "backend: reference (plain loops; optimised backends follow)");
+  cmd->add_option("--precision", a->precision,
+                  "fp32 (the reference backend computes in fp32 only)");
+  cmd->add_option("--min-segment-size", a->min_segment_size,
+                  "shorter runs of nodes the backend supports stay on the reference backend")
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_flag("--verbose,-v", a->verbose,
+                "print every rewrite of every pass and the nodes of every segment");
+  cmd->add_flag("--json", a->json, "print the build report as JSON");
+  cmd->callback([a, run] { *run = [a] { return RunBuild(*a); }; });
+}
+
+void RegisterExec(CLI::App& app, RunFn* run) {
+  auto a = std::make_shared<ExecArgs>();
+  CLI::App* cmd =
+      app.add_subcommand("exec",
+                         "Run a model or plan on random inputs and report throughput "
+                         "(inferences/s), latency percentiles "
+                         "and, with --profile, the time of every layer (like trtexec).");
+  cmd->add_option("model", a->model, "ONNX model or plan file")->required();
+  cmd->add_option("--batch,-b", a->batch, "batch size for the model's unknown (batch) dimension")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  cmd->add_option("--threads,-t", a->threads, "concurrent execution contexts, one thread each")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
+  cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference");
+  cmd->add_option("--precision", a->precision, "precision when building from ONNX: fp32");
+  cmd->add_option("--seed", a->seed, "seed of the random inputs");
+  cmd->add_flag("--profile", a->profile, "per-layer timing (first thread)");
+  cmd->add_flag("--json", a->json, "print the results as JSON");
+  cmd->callback([a, run] { *run = [a] { return RunExec(*a); }; });
+}
+
+}  // namespace larserve::apps

@@ -1,0 +1,340 @@
+#include "larserve/runtime/engine.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "larserve/core/timer.h"
+#include "larserve/graph/onnx_export.h"
+#include "larserve/graph/onnx_import.h"
+#include "larserve/runtime/reference_executor.h"
+#include "larserve/runtime/reference_kernels.h"
+#include "larserve/version.h"
+
+namespace larserve::runtime {
+namespace {
+
+constexpr char kPlanMagic[8] = {'L', 'A', 'R', 'S', 'P', 'L', 'A', 'N'};
+constexpr uint32_t kPlanFormatVersion = 1;
+constexpr uint64_t kMaxPlanBytes = uint64_t{4} << 30;
+
+uint32_t Crc32(const std::string& a, const std::string& b) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const std::string* s : {&a, &b}) {
+    const auto* p = reinterpret_cast<const Bytef*>(s->data());
+    std::size_t left = s->size();
+    while (left > 0) {
+      const uInt step = static_cast<uInt>(std::min<std::size_t>(left, 1u << 30));
+      crc = crc32(crc, p, step);
+      p += step;
+      left -= step;
+    }
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+template <typename T>
+void Put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+template <typename T>
+bool Get(const std::string& in, std::size_t& pos, T* v) {
+  if (pos + sizeof(T) > in.size()) return false;
+  std::memcpy(v, in.data() + pos, sizeof(T));
+  pos += sizeof(T);
+  return true;
+}
+
+bool BackendSupports(const std::string& backend, const graph::Node& node) {
+  if (backend == "reference") {
+    return (node.domain.empty() || node.domain == "larserve") &&
+           ref::FindKernel(node.op_type) != nullptr;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view PrecisionName(Precision p) {
+  switch (p) {
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kTf32:
+      return "tf32";
+    case Precision::kFp16:
+      return "fp16";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kInt8:
+      return "int8";
+  }
+  return "?";
+}
+
+StatusOr<Precision> PrecisionFromName(std::string_view name) {
+  for (Precision p :
+       {Precision::kFp32, Precision::kTf32, Precision::kFp16, Precision::kBf16, Precision::kInt8}) {
+    if (PrecisionName(p) == name) return p;
+  }
+  return InvalidArgument("unknown precision '" + std::string(name) +
+                         "': use fp32, tf32, fp16, bf16 or int8");
+}
+
+Engine::~Engine() = default;
+ExecutionContext::~ExecutionContext() = default;
+ExecutionContext::ExecutionContext(const Engine* engine) : engine_(engine) {}
+
+Status Engine::Finalize() {
+  const std::string& backend = options_.backend;
+  if (backend != "reference") {
+    return InvalidArgument("unknown backend '" + backend + "' (available: reference)");
+  }
+  if (options_.precision != Precision::kFp32) {
+    return Unimplemented("the reference backend computes in fp32 only; precision " +
+                         std::string(PrecisionName(options_.precision)) +
+                         " needs an optimised backend");
+  }
+  if (options_.min_segment_size < 1)
+    return InvalidArgument("minimum segment size must be at least 1");
+  RETURN_IF_ERROR(graph_.Verify());
+  // Partition: every node runs on the chosen backend if it can, else on the reference backend;
+  // runs of supported nodes shorter than min_segment_size also stay on the reference backend.
+  std::string missing;
+  std::vector<std::string> assigned(graph_.nodes.size());
+  for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+    const auto& node = graph_.nodes[n];
+    if (BackendSupports(backend, node)) {
+      assigned[n] = backend;
+    } else if (BackendSupports("reference", node)) {
+      assigned[n] = "reference";
+    } else {
+      missing += (missing.empty() ? "" : ", ") + node.Describe();
+    }
+  }
+  if (!missing.empty()) return Unimplemented("no backend can run " + missing);
+  for (std::size_t n = 0; n < assigned.size();) {
+    std::size_t m = n;
+    while (m < assigned.size() && assigned[m] == assigned[n]) ++m;
+    if (assigned[n] != "reference" && static_cast<int>(m - n) < options_.min_segment_size) {
+      for (std::size_t k = n; k < m; ++k) assigned[k] = "reference";
+    }
+    n = m;
+  }
+  segment_reports_.clear();
+  node_segment_.assign(graph_.nodes.size(), -1);
+  for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+    if (segment_reports_.empty() || segment_reports_.back().backend != assigned[n]) {
+      segment_reports_.push_back({assigned[n], {}});
+    }
+    segment_reports_.back().nodes.push_back(graph_.nodes[n].Describe());
+    node_segment_[n] = static_cast<int>(segment_reports_.size()) - 1;
+  }
+  inputs_.clear();
+  outputs_.clear();
+  for (int i : graph_.inputs)
+    inputs_.push_back({graph_.values[i].name, graph_.values[i].dtype, graph_.values[i].dims});
+  for (int o : graph_.outputs) {
+    outputs_.push_back({graph_.values[o].name, graph_.values[o].dtype, graph_.values[o].dims});
+  }
+  last_use_.assign(graph_.values.size(), -1);
+  for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
+    for (int i : graph_.nodes[n].inputs) {
+      if (i >= 0) last_use_[i] = static_cast<int>(n);
+    }
+  }
+  for (int o : graph_.outputs) last_use_[o] = static_cast<int>(graph_.nodes.size());
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Build(graph::Graph graph, const BuildOptions& options,
+                                                BuildReport* report) {
+  Timer timer;
+  BuildReport local;
+  BuildReport& r = report ? *report : local;
+  r.nodes_before = static_cast<int>(graph.nodes.size());
+  RETURN_IF_ERROR(opt::PassManager::Default().Run(graph, ReferenceEvaluator(), &r.passes));
+  std::unique_ptr<Engine> e(new Engine());
+  e->graph_ = std::move(graph);
+  e->options_ = options;
+  RETURN_IF_ERROR(e->Finalize());
+  r.nodes_after = static_cast<int>(e->graph_.nodes.size());
+  r.segments = e->segment_reports_;
+  r.seconds = timer.Seconds();
+  return e;
+}
+
+std::unique_ptr<ExecutionContext> Engine::CreateContext() const {
+  return std::unique_ptr<ExecutionContext>(new ExecutionContext(this));
+}
+
+Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>* outputs) {
+  const Engine& e = *engine_;
+  const graph::Graph& g = e.graph_;
+  if (inputs.size() != g.inputs.size()) {
+    return InvalidArgument("the model takes " + std::to_string(g.inputs.size()) +
+                           " input(s), got " + std::to_string(inputs.size()));
+  }
+  slots_.assign(g.values.size(), Tensor());
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    RETURN_IF_ERROR(CheckInput(g.values[g.inputs[k]], inputs[k]));
+    slots_[g.inputs[k]] = inputs[k];
+  }
+  for (std::size_t v = 0; v < g.values.size(); ++v) {
+    if (g.values[v].constant) slots_[v] = *g.values[v].constant;
+  }
+  if (profiling_ && profile_.size() != g.nodes.size()) {
+    profile_.clear();
+    for (std::size_t n = 0; n < g.nodes.size(); ++n) {
+      profile_.push_back({g.nodes[n].name, g.nodes[n].op_type,
+                          e.segment_reports_[e.node_segment_[n]].backend, 0, 0});
+    }
+  }
+  std::vector<Tensor> in, out;
+  for (std::size_t n = 0; n < g.nodes.size(); ++n) {
+    const graph::Node& node = g.nodes[n];
+    in.clear();
+    for (int i : node.inputs) in.push_back(i >= 0 ? slots_[i] : Tensor());
+    out.clear();
+    Timer timer;
+    Status s = ref::FindKernel(node.op_type)(node, g.opset, in, out);
+    if (!s.ok()) return s;
+    if (profiling_) {
+      profile_[n].total_ms += timer.Seconds() * 1e3;
+      ++profile_[n].calls;
+    }
+    out.resize(node.outputs.size());
+    for (std::size_t k = 0; k < node.outputs.size(); ++k) {
+      if (node.outputs[k] >= 0) slots_[node.outputs[k]] = std::move(out[k]);
+    }
+    for (int i : node.inputs) {
+      if (i >= 0 && e.last_use_[i] == static_cast<int>(n) && !g.values[i].constant)
+        slots_[i] = Tensor();
+    }
+  }
+  outputs->clear();
+  for (int o : g.outputs) {
+    if (slots_[o].empty()) return Internal("output '" + g.values[o].name + "' was not produced");
+    outputs->push_back(slots_[o]);
+  }
+  slots_.clear();
+  return Status::Ok();
+}
+
+Status Engine::SavePlan(const std::string& path) const {
+  ASSIGN_OR_RETURN(std::string payload, graph::ExportOnnxBytes(graph_));
+  nlohmann::json h;
+  h["larserve_version"] = kVersion;
+  h["backend"] = options_.backend;
+  h["device"] = "cpu";
+  h["precision"] = std::string(PrecisionName(options_.precision));
+  h["min_segment_size"] = options_.min_segment_size;
+  h["threads"] = options_.threads;
+  nlohmann::json segs = nlohmann::json::array();
+  for (const auto& s : segment_reports_)
+    segs.push_back({{"backend", s.backend}, {"nodes", s.nodes}});
+  h["segments"] = segs;
+  const std::string header = h.dump();
+  std::string file(kPlanMagic, sizeof(kPlanMagic));
+  Put<uint32_t>(file, kPlanFormatVersion);
+  Put<uint32_t>(file, static_cast<uint32_t>(header.size()));
+  file += header;
+  Put<uint64_t>(file, payload.size());
+  file += payload;
+  Put<uint32_t>(file, Crc32(header, payload));
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return NotFound("cannot create plan file '" + path + "'");
+  out.write(file.data(), static_cast<std::streamsize>(file.size()));
+  if (!out) return DataLoss("cannot write plan file '" + path + "'");
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path) {
+  const std::string where = "plan file '" + path + "'";
+  const std::string rebuild = "; rebuild it with `larserve build MODEL.onnx -o " + path + "`";
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return NotFound("cannot open " + where);
+  const std::streamoff size = in.tellg();
+  if (size < 0 || static_cast<uint64_t>(size) > kMaxPlanBytes)
+    return InvalidArgument(where + " has an implausible size");
+  std::string file(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(file.data(), size)) return DataLoss("cannot read " + where);
+  if (file.size() < sizeof(kPlanMagic) ||
+      std::memcmp(file.data(), kPlanMagic, sizeof(kPlanMagic)) != 0) {
+    return InvalidArgument(where + " is not a larserve plan (wrong magic bytes)");
+  }
+  std::size_t pos = sizeof(kPlanMagic);
+  uint32_t version = 0, header_len = 0;
+  if (!Get(file, pos, &version)) return DataLoss(where + " is truncated" + rebuild);
+  if (version != kPlanFormatVersion) {
+    return FailedPrecondition(where + " has plan format " + std::to_string(version) +
+                              "; this larserve reads " + std::to_string(kPlanFormatVersion) +
+                              rebuild);
+  }
+  if (!Get(file, pos, &header_len) || pos + header_len > file.size())
+    return DataLoss(where + " is truncated" + rebuild);
+  const std::string header = file.substr(pos, header_len);
+  pos += header_len;
+  uint64_t payload_len = 0;
+  if (!Get(file, pos, &payload_len) || payload_len > file.size() - pos)
+    return DataLoss(where + " is truncated" + rebuild);
+  const std::string payload = file.substr(pos, payload_len);
+  pos += payload_len;
+  uint32_t crc = 0;
+  if (!Get(file, pos, &crc) || pos != file.size())
+    return DataLoss(where + " is truncated or has trailing bytes" + rebuild);
+  if (crc != Crc32(header, payload))
+    return DataLoss(where + " is corrupt (checksum mismatch)" + rebuild);
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(header);
+  } catch (const std::exception& e) {
+    return DataLoss(where + " has an unreadable header" + rebuild);
+  }
+  BuildOptions options;
+  try {
+    const std::string built_by = h.at("larserve_version").get<std::string>();
+    if (built_by != kVersion) {
+      return FailedPrecondition(where + " was built by larserve " + built_by + ", this is " +
+                                kVersion + rebuild);
+    }
+    options.backend = h.at("backend").get<std::string>();
+    ASSIGN_OR_RETURN(options.precision, PrecisionFromName(h.at("precision").get<std::string>()));
+    options.min_segment_size = h.at("min_segment_size").get<int>();
+    options.threads = h.at("threads").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    return DataLoss(where + " has an incomplete header (" + e.what() + ")" + rebuild);
+  }
+  graph::ImportOptions io;
+  io.run_checker = false;  // our fused ops are not in the ONNX checker's registry
+  io.infer_shapes = false;
+  io.allow_larserve_domain = true;
+  auto g = graph::ImportOnnxBytes(payload, path, io);
+  if (!g.ok()) return g.status().WithContext(where);
+  std::unique_ptr<Engine> e(new Engine());
+  e->graph_ = std::move(g).value();
+  e->options_ = options;
+  Status s = e->Finalize();
+  if (!s.ok()) return s.WithContext(where);
+  return e;
+}
+
+StatusOr<std::unique_ptr<Engine>> LoadModelOrPlan(const std::string& path,
+                                                  const BuildOptions& options,
+                                                  BuildReport* report) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot open '" + path + "'");
+  char magic[sizeof(kPlanMagic)] = {0};
+  in.read(magic, sizeof(magic));
+  if (in.gcount() == sizeof(magic) && std::memcmp(magic, kPlanMagic, sizeof(magic)) == 0) {
+    return Engine::LoadPlan(path);
+  }
+  ASSIGN_OR_RETURN(graph::Graph g, graph::ImportOnnxFile(path));
+  return Engine::Build(std::move(g), options, report);
+}
+
+}  // namespace larserve::runtime
