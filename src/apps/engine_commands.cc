@@ -41,7 +41,10 @@ void PrintReport(const runtime::BuildReport& r, bool verbose) {
     std::printf("  segment %zu: backend %s, %zu node%s\n", s, seg.backend.c_str(), seg.nodes.size(),
                 seg.nodes.size() == 1 ? "" : "s");
     if (verbose) {
-      for (const auto& n : seg.nodes) std::printf("      %s\n", n.c_str());
+      for (std::size_t k = 0; k < seg.nodes.size(); ++k) {
+        std::printf("      %-48s %s\n", seg.nodes[k].c_str(),
+                    k < seg.tactics.size() ? seg.tactics[k].c_str() : "");
+      }
     }
   }
 }
@@ -76,7 +79,7 @@ int RunBuild(const BuildArgs& a) {
           {{"pass", p.pass}, {"rewrites", p.rewrites}, {"ms", p.milliseconds}, {"log", p.log}});
     }
     for (const auto& s : report.segments)
-      j["segments"].push_back({{"backend", s.backend}, {"nodes", s.nodes}});
+      j["segments"].push_back({{"backend", s.backend}, {"nodes", s.nodes}, {"tactics", s.tactics}});
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     PrintReport(report, a.verbose);
@@ -258,7 +261,7 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
       ->check(CLI::Range(0, 100000));
-  cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference");
+  cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference or cpu");
   cmd->add_option("--precision", a->precision, "precision when building from ONNX: fp32");
   cmd->add_option("--seed", a->seed, "seed of the random inputs");
   cmd->add_flag("--profile", a->profile, "per-layer timing (first thread)");

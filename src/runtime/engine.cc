@@ -10,6 +10,7 @@
 #include "larserve/core/timer.h"
 #include "larserve/graph/onnx_export.h"
 #include "larserve/graph/onnx_import.h"
+#include "larserve/runtime/backend.h"
 #include "larserve/runtime/reference_executor.h"
 #include "larserve/runtime/reference_kernels.h"
 #include "larserve/version.h"
@@ -49,14 +50,6 @@ bool Get(const std::string& in, std::size_t& pos, T* v) {
   return true;
 }
 
-bool BackendSupports(const std::string& backend, const graph::Node& node) {
-  if (backend == "reference") {
-    return (node.domain.empty() || node.domain == "larserve") &&
-           ref::FindKernel(node.op_type) != nullptr;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::string_view PrecisionName(Precision p) {
@@ -89,28 +82,30 @@ ExecutionContext::~ExecutionContext() = default;
 ExecutionContext::ExecutionContext(const Engine* engine) : engine_(engine) {}
 
 Status Engine::Finalize() {
-  const std::string& backend = options_.backend;
-  if (backend != "reference") {
-    return InvalidArgument("unknown backend '" + backend + "' (available: reference)");
+  const Backend* backend = FindBackend(options_.backend);
+  if (!backend) {
+    std::string names;
+    for (auto n : BackendNames()) names += (names.empty() ? "" : ", ") + std::string(n);
+    return InvalidArgument("unknown backend '" + options_.backend + "' (available: " + names + ")");
   }
-  if (options_.precision != Precision::kFp32) {
+  if (backend == &ReferenceBackend() && options_.precision != Precision::kFp32) {
     return Unimplemented("the reference backend computes in fp32 only; precision " +
-                         std::string(PrecisionName(options_.precision)) +
-                         " needs an optimised backend");
+                         std::string(PrecisionName(options_.precision)) + " needs the cpu backend");
   }
   if (options_.min_segment_size < 1)
     return InvalidArgument("minimum segment size must be at least 1");
   RETURN_IF_ERROR(graph_.Verify());
   // Partition: every node runs on the chosen backend if it can, else on the reference backend;
   // runs of supported nodes shorter than min_segment_size also stay on the reference backend.
+  const Backend& reference = ReferenceBackend();
   std::string missing;
-  std::vector<std::string> assigned(graph_.nodes.size());
+  std::vector<const Backend*> assigned(graph_.nodes.size(), nullptr);
   for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
     const auto& node = graph_.nodes[n];
-    if (BackendSupports(backend, node)) {
+    if (backend->Supports(graph_, node, options_)) {
       assigned[n] = backend;
-    } else if (BackendSupports("reference", node)) {
-      assigned[n] = "reference";
+    } else if (reference.Supports(graph_, node, options_)) {
+      assigned[n] = &reference;
     } else {
       missing += (missing.empty() ? "" : ", ") + node.Describe();
     }
@@ -119,19 +114,27 @@ Status Engine::Finalize() {
   for (std::size_t n = 0; n < assigned.size();) {
     std::size_t m = n;
     while (m < assigned.size() && assigned[m] == assigned[n]) ++m;
-    if (assigned[n] != "reference" && static_cast<int>(m - n) < options_.min_segment_size) {
-      for (std::size_t k = n; k < m; ++k) assigned[k] = "reference";
+    if (assigned[n] != &reference && static_cast<int>(m - n) < options_.min_segment_size) {
+      for (std::size_t k = n; k < m; ++k) assigned[k] = &reference;
     }
     n = m;
   }
   segment_reports_.clear();
+  kernels_.clear();
   node_segment_.assign(graph_.nodes.size(), -1);
   for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
-    if (segment_reports_.empty() || segment_reports_.back().backend != assigned[n]) {
-      segment_reports_.push_back({assigned[n], {}});
+    const auto& node = graph_.nodes[n];
+    auto kernel = assigned[n]->Compile(graph_, node, options_);
+    if (!kernel.ok())
+      return kernel.status().WithContext(std::string(assigned[n]->name()) + " backend");
+    const std::string bname(assigned[n]->name());
+    if (segment_reports_.empty() || segment_reports_.back().backend != bname) {
+      segment_reports_.push_back({bname, {}, {}});
     }
-    segment_reports_.back().nodes.push_back(graph_.nodes[n].Describe());
+    segment_reports_.back().nodes.push_back(node.Describe());
+    segment_reports_.back().tactics.push_back((*kernel)->Describe());
     node_segment_[n] = static_cast<int>(segment_reports_.size()) - 1;
+    kernels_.push_back(std::move(kernel).value());
   }
   inputs_.clear();
   outputs_.clear();
@@ -193,6 +196,10 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
                           e.segment_reports_[e.node_segment_[n]].backend, 0, 0});
     }
   }
+  if (states_.size() != g.nodes.size()) {
+    states_.clear();
+    for (const auto& k : e.kernels_) states_.push_back(k->CreateState());
+  }
   std::vector<Tensor> in, out;
   for (std::size_t n = 0; n < g.nodes.size(); ++n) {
     const graph::Node& node = g.nodes[n];
@@ -200,7 +207,7 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
     for (int i : node.inputs) in.push_back(i >= 0 ? slots_[i] : Tensor());
     out.clear();
     Timer timer;
-    Status s = ref::FindKernel(node.op_type)(node, g.opset, in, out);
+    Status s = e.kernels_[n]->Run(in, out, states_[n].get());
     if (!s.ok()) return s;
     if (profiling_) {
       profile_[n].total_ms += timer.Seconds() * 1e3;
@@ -235,7 +242,7 @@ Status Engine::SavePlan(const std::string& path) const {
   h["threads"] = options_.threads;
   nlohmann::json segs = nlohmann::json::array();
   for (const auto& s : segment_reports_)
-    segs.push_back({{"backend", s.backend}, {"nodes", s.nodes}});
+    segs.push_back({{"backend", s.backend}, {"nodes", s.nodes}, {"tactics", s.tactics}});
   h["segments"] = segs;
   const std::string header = h.dump();
   std::string file(kPlanMagic, sizeof(kPlanMagic));

@@ -25,7 +25,8 @@ std::string_view PrecisionName(Precision p);
 StatusOr<Precision> PrecisionFromName(std::string_view name);
 
 struct BuildOptions {
-  std::string backend = "reference";  // "reference" (plain loops); more backends register later
+  std::string backend =
+      "reference";  // "reference" (plain loops) or "cpu" (oneDNN); see BackendNames()
   Precision precision = Precision::kFp32;
   int min_segment_size = 1;  // smaller runs of supported nodes stay on the reference backend
   int threads = 0;           // 0 = all hardware threads
@@ -39,7 +40,8 @@ struct TensorSpec {
 
 struct SegmentReport {
   std::string backend;
-  std::vector<std::string> nodes;  // node descriptions, in order
+  std::vector<std::string> nodes;    // node descriptions, in order
+  std::vector<std::string> tactics;  // per node: the implementation the backend chose
 };
 
 struct BuildReport {
@@ -74,6 +76,7 @@ class ExecutionContext {
   explicit ExecutionContext(const Engine* engine);
   const Engine* engine_;
   std::vector<Tensor> slots_;
+  std::vector<std::unique_ptr<class KernelState>> states_;  // per node
   bool profiling_ = false;
   std::vector<LayerTiming> profile_;
 };
@@ -104,8 +107,9 @@ class Engine {
   BuildOptions options_;
   std::vector<TensorSpec> inputs_, outputs_;
   std::vector<SegmentReport> segment_reports_;
-  std::vector<int> node_segment_;  // per node: index into segment_reports_
-  std::vector<int> last_use_;      // per value: last node reading it
+  std::vector<int> node_segment_;                           // per node: index into segment_reports_
+  std::vector<int> last_use_;                               // per value: last node reading it
+  std::vector<std::unique_ptr<class NodeKernel>> kernels_;  // per node
 };
 
 // Reads `path` and makes an Engine: an ONNX model is built with `options`; a plan file is

@@ -1,0 +1,58 @@
+#pragma once
+// The backend interface. A backend decides, node by node, what it can run (Supports) and
+// compiles such a node into a NodeKernel. The Engine partitions a graph by asking the chosen
+// backend first and the reference backend for the rest, so every model in the op set runs.
+//
+// Threading: Backends and NodeKernels are immutable after creation and shared by every
+// ExecutionContext of an Engine; per-run state (scratch buffers, shape-specialised primitives)
+// lives in a KernelState that each context creates once per node and passes to Run.
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "larserve/core/status.h"
+#include "larserve/core/tensor.h"
+#include "larserve/graph/graph.h"
+#include "larserve/runtime/engine.h"
+
+namespace larserve::runtime {
+
+class KernelState {
+ public:
+  virtual ~KernelState() = default;
+};
+
+class NodeKernel {
+ public:
+  virtual ~NodeKernel() = default;
+  // inputs: one per node input (empty Tensor for an omitted optional input); outputs: filled
+  // with one tensor per node output. state: from CreateState (may be null).
+  virtual Status Run(std::span<const Tensor> inputs, std::vector<Tensor>& outputs,
+                     KernelState* state) const = 0;
+  virtual std::unique_ptr<KernelState> CreateState() const { return nullptr; }
+  // A short description of the implementation chosen (the "tactic"), for reports.
+  virtual std::string Describe() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // Whether this backend runs `node` (of graph g) at `options.precision`.
+  virtual bool Supports(const graph::Graph& g, const graph::Node& node,
+                        const BuildOptions& options) const = 0;
+  virtual StatusOr<std::unique_ptr<NodeKernel>> Compile(const graph::Graph& g,
+                                                        const graph::Node& node,
+                                                        const BuildOptions& options) const = 0;
+};
+
+// Registered backends: "reference" always; "cpu" (oneDNN) when built in.
+const Backend* FindBackend(std::string_view name);
+std::vector<std::string_view> BackendNames();
+
+// Internal registration, called by the registry (backend.cc).
+const Backend& ReferenceBackend();
+const Backend* CpuBackend();  // nullptr when not built
+
+}  // namespace larserve::runtime
