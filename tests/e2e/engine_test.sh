@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# End-to-end checks of larserve build / exec on a generated EmTrackMichelId-shaped model:
+# the happy path (plan written, loaded, run; optimised outputs equal the unoptimised model's on
+# the reference kernels) and clear errors for corrupt ONNX and plan files.
+# Usage: engine_test.sh path/to/larserve path/to/python path/to/engine_compare
+set -u
+LARSERVE="$1"
+PYTHON="$2"
+COMPARE="$3"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+pass=0
+fail=0
+ok() { echo "ok: $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL: $1"; fail=$((fail + 1)); }
+expect_error() {
+  local name="$1" pattern="$2"
+  shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  local rc=$?
+  if [[ $rc -ge 1 && $rc -lt 128 ]] && grep -qiE "$pattern" "$WORK/err"; then
+    ok "$name"
+  else
+    bad "$name (exit $rc): $(head -c 400 "$WORK/err")"
+  fi
+}
+
+"$PYTHON" "$SRC/python/make_test_models.py" "$WORK" || { echo "FAIL: cannot generate the test model"; exit 1; }
+MODEL="$WORK/emtrkmichel_random.onnx"
+
+if "$LARSERVE" build "$MODEL" -o "$WORK/m.plan" --json >"$WORK/build.json" 2>"$WORK/err" &&
+  grep -q '"nodes_after": 9' "$WORK/build.json"; then
+  ok "build: 17 nodes optimised to 9"
+else
+  bad "build: $(cat "$WORK/err") $(head -c 300 "$WORK/build.json")"
+fi
+if "$LARSERVE" exec "$WORK/m.plan" --batch 2 --seconds 0.05 --warmup 0 --json >"$WORK/exec.json" 2>"$WORK/err" &&
+  grep -q '"throughput_inferences_per_s"' "$WORK/exec.json"; then
+  ok "exec plan"
+else
+  bad "exec plan: $(cat "$WORK/err")"
+fi
+if "$COMPARE" "$MODEL" "$WORK/m.plan" >"$WORK/cmp" 2>&1; then
+  ok "plan outputs equal the unoptimised model's ($(tail -1 "$WORK/cmp"))"
+else
+  bad "plan vs model: $(cat "$WORK/cmp")"
+fi
+
+# Bad files.
+head -c 3000 /dev/urandom >"$WORK/random.onnx"
+expect_error "random bytes as ONNX" "cannot be parsed|not an ONNX" "$LARSERVE" build "$WORK/random.onnx" -o "$WORK/x.plan"
+head -c 100000 "$MODEL" >"$WORK/trunc.onnx"
+expect_error "truncated ONNX" "cannot be parsed|truncated|checker" "$LARSERVE" build "$WORK/trunc.onnx" -o "$WORK/x.plan"
+size=$(stat -c %s "$WORK/m.plan")
+head -c $((size / 2)) "$WORK/m.plan" >"$WORK/trunc.plan"
+expect_error "truncated plan" "truncated|rebuild" "$LARSERVE" exec "$WORK/trunc.plan" --seconds 0.01
+cp "$WORK/m.plan" "$WORK/flip.plan"
+printf '\xff\xfe' | dd of="$WORK/flip.plan" bs=1 seek=$((size / 2)) conv=notrunc status=none
+expect_error "corrupt plan" "corrupt|checksum" "$LARSERVE" exec "$WORK/flip.plan" --seconds 0.01
+cp "$WORK/m.plan" "$WORK/version.plan"
+printf '\x63' | dd of="$WORK/version.plan" bs=1 seek=8 conv=notrunc status=none
+expect_error "plan from another format version" "plan format 99|rebuild" "$LARSERVE" exec "$WORK/version.plan" --seconds 0.01
+expect_error "unknown backend" "unknown backend" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --backend tpu
+expect_error "unknown precision" "unknown precision" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --precision fp8
+expect_error "missing model" "cannot open" "$LARSERVE" exec "$WORK/none.onnx"
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
