@@ -86,6 +86,7 @@ PassManager PassManager::Default() {
   pm.Add(MakeTransposeReshapePass());
   pm.Add(MakeFoldBatchNormPass());
   pm.Add(MakeFuseBiasActivationPass());
+  pm.Add(MakeFoldTransposeIntoGemmPass());
   pm.Add(MakeDeadCodePass());
   return pm;
 }

@@ -30,8 +30,8 @@ expect_error() {
 MODEL="$WORK/emtrkmichel_random.onnx"
 
 if "$LARSERVE" build "$MODEL" -o "$WORK/m.plan" --json >"$WORK/build.json" 2>"$WORK/err" &&
-  grep -q '"nodes_after": 9' "$WORK/build.json"; then
-  ok "build: 17 nodes optimised to 9"
+  grep -q '"nodes_after": 8' "$WORK/build.json"; then
+  ok "build: 17 nodes optimised to 8"
 else
   bad "build: $(cat "$WORK/err") $(head -c 300 "$WORK/build.json")"
 fi

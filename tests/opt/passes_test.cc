@@ -206,5 +206,31 @@ TEST(PassesTest, NhwcOneChannelTransposeBecomesReshapeAndTransposePairsCancel) {
   EXPECT_EQ(CountOp(opt, "FusedConv"), 1);
 }
 
+TEST(PassesTest, TransposeBeforeFlattenFoldsIntoGemmWeights) {
+  for (int64_t trans_b : {0, 1}) {
+    Graph g;
+    g.opset = 13;
+    Rng rng(5 + trans_b);
+    const int x = Input(g, "x", {-1, 4, 3, 5});
+    const int t = Tmp(g, "t"), f = Tmp(g, "f"), y = Tmp(g, "y");
+    AddNode(g, "Transpose", {x}, {t}, {{"perm", Ints({0, 2, 3, 1})}});
+    AddNode(g, "Flatten", {t}, {f});
+    Attribute tb;
+    tb.kind = Attribute::Kind::kInt;
+    tb.i = trans_b;
+    const Shape wshape = trans_b ? Shape{7, 60} : Shape{60, 7};
+    AddNode(
+        g, "Gemm",
+        {f, Const(g, "w", RandomTensor(wshape, rng)), Const(g, "b", RandomTensor(Shape{7}, rng))},
+        {y}, {{"transB", tb}});
+    g.outputs = {y};
+    g.RebuildProducers();
+    std::vector<PassReport> report;
+    Graph opt = OptimiseAndCheck(g, &report);
+    EXPECT_EQ(CountOp(opt, "Transpose"), 0) << "transB " << trans_b;
+    EXPECT_EQ(CountOp(opt, "Gemm"), 1);
+  }
+}
+
 }  // namespace
 }  // namespace larserve::opt
