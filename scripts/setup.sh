@@ -20,6 +20,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   python3-venv python3-h5py python3-numpy python3-pytest python3-matplotlib python3-onnx
+  python3-torch python3-torchvision
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

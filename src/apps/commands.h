@@ -13,6 +13,7 @@ void RegisterSim(CLI::App& app, RunFn* run);
 void RegisterDisplay(CLI::App& app, RunFn* run);
 void RegisterBuild(CLI::App& app, RunFn* run);
 void RegisterExec(CLI::App& app, RunFn* run);
+void RegisterInfer(CLI::App& app, RunFn* run);
 
 // Prints "larserve <command>: error: <message>" to stderr and returns the exit code 1.
 int Fail(const char* command, const std::string& message);

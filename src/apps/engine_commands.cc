@@ -1,6 +1,7 @@
 // `larserve build` and `larserve exec`: the trtexec of larserve.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <thread>
 
@@ -10,6 +11,7 @@
 #include "larserve/core/rng.h"
 #include "larserve/core/thread_pool.h"
 #include "larserve/core/timer.h"
+#include "larserve/io/npy.h"
 #include "larserve/runtime/engine.h"
 
 namespace larserve::apps {
@@ -221,6 +223,67 @@ int RunExec(const ExecArgs& a) {
   return 0;
 }
 
+struct InferArgs {
+  std::string model;
+  std::vector<std::string> inputs;  // name=file.npy or file.npy (in input order)
+  std::string output_dir;
+  std::string backend = "reference";
+  std::string precision = "fp32";
+  int threads = 0;
+};
+
+// Output file name: the tensor name with characters unsafe in file names replaced.
+std::string SafeFileName(const std::string& name) {
+  std::string out = name;
+  for (char& c : out) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  }
+  return out;
+}
+
+int RunInfer(const InferArgs& a) {
+  auto options = MakeOptions(a.backend, a.precision, 1, a.threads);
+  if (!options.ok()) return Fail("infer", options.status().message());
+  auto engine = runtime::LoadModelOrPlan(a.model, *options);
+  if (!engine.ok()) return Fail("infer", engine.status().message());
+  const auto& specs = (*engine)->inputs();
+  std::vector<Tensor> inputs(specs.size());
+  std::vector<bool> given(specs.size(), false);
+  for (std::size_t k = 0; k < a.inputs.size(); ++k) {
+    std::string name, file = a.inputs[k];
+    const auto eq = file.find('=');
+    std::size_t slot = k;
+    if (eq != std::string::npos) {
+      name = file.substr(0, eq);
+      file = file.substr(eq + 1);
+      slot = specs.size();
+      for (std::size_t s = 0; s < specs.size(); ++s) {
+        if (specs[s].name == name) slot = s;
+      }
+      if (slot == specs.size()) return Fail("infer", "the model has no input named '" + name + "'");
+    }
+    if (slot >= specs.size()) return Fail("infer", "more input files than model inputs");
+    auto t = io::ReadNpy(file);
+    if (!t.ok()) return Fail("infer", t.status().message());
+    inputs[slot] = std::move(t).value();
+    given[slot] = true;
+  }
+  for (std::size_t s = 0; s < specs.size(); ++s) {
+    if (!given[s]) return Fail("infer", "no file for input '" + specs[s].name + "'");
+  }
+  auto ctx = (*engine)->CreateContext();
+  std::vector<Tensor> outputs;
+  if (Status s = ctx->Run(inputs, &outputs); !s.ok()) return Fail("infer", s.message());
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    const std::string path =
+        a.output_dir + "/" + SafeFileName((*engine)->outputs()[k].name) + ".npy";
+    if (Status s = io::WriteNpy(path, outputs[k]); !s.ok()) return Fail("infer", s.message());
+    std::printf("%s %s -> %s\n", (*engine)->outputs()[k].name.c_str(),
+                outputs[k].shape().ToString().c_str(), path.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 void RegisterBuild(CLI::App& app, RunFn* run) {
@@ -267,6 +330,29 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_flag("--profile", a->profile, "per-layer timing (first thread)");
   cmd->add_flag("--json", a->json, "print the results as JSON");
   cmd->callback([a, run] { *run = [a] { return RunExec(*a); }; });
+}
+
+}  // namespace larserve::apps
+
+namespace larserve::apps {
+
+void RegisterInfer(CLI::App& app, RunFn* run) {
+  auto a = std::make_shared<InferArgs>();
+  CLI::App* cmd = app.add_subcommand("infer",
+                                     "Run a model or plan once on inputs from .npy files and write "
+                                     "every output as OUTPUT_NAME.npy.");
+  cmd->add_option("model", a->model, "ONNX model or plan file")->required();
+  cmd->add_option("--input,-i", a->inputs,
+                  "input tensor: NAME=FILE.npy, or FILE.npy in input order")
+      ->required();
+  cmd->add_option("--output-dir,-o", a->output_dir, "directory for the output .npy files")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference or cpu");
+  cmd->add_option("--precision", a->precision, "precision when building from ONNX");
+  cmd->add_option("--threads", a->threads, "intra-op threads (0 = all)")
+      ->check(CLI::Range(0, 1024));
+  cmd->callback([a, run] { *run = [a] { return RunInfer(*a); }; });
 }
 
 }  // namespace larserve::apps

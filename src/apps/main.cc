@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   larserve::apps::RegisterDisplay(app, &run);
   larserve::apps::RegisterBuild(app, &run);
   larserve::apps::RegisterExec(app, &run);
+  larserve::apps::RegisterInfer(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

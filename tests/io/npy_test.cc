@@ -1,0 +1,46 @@
+#include "larserve/io/npy.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace larserve::io {
+namespace {
+
+std::string Temp(const std::string& name) {
+  return (std::filesystem::path(::testing::TempDir()) / (std::to_string(getpid()) + "_" + name))
+      .string();
+}
+
+TEST(NpyTest, RoundTripKeepsShapeTypeAndValues) {
+  for (const Shape& shape : {Shape{}, Shape{5}, Shape{2, 3, 4}}) {
+    Tensor t = *Tensor::Create(DType::kFloat32, shape);
+    auto s = t.Span<float>();
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] = 0.5f * static_cast<float>(i) - 3.0f;
+    const std::string path = Temp("rt.npy");
+    ASSERT_TRUE(WriteNpy(path, t).ok());
+    auto back = ReadNpy(path);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->shape(), shape);
+    EXPECT_EQ(back->dtype(), DType::kFloat32);
+    for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(back->Span<float>()[i], s[i]);
+    std::filesystem::remove(path);
+  }
+}
+
+TEST(NpyTest, BadFilesAreRefused) {
+  const std::string path = Temp("bad.npy");
+  { std::ofstream(path) << "not numpy at all"; }
+  EXPECT_EQ(ReadNpy(path).status().code(), StatusCode::kInvalidArgument);
+  Tensor t = *Tensor::Create(DType::kInt64, Shape{4});
+  ASSERT_TRUE(WriteNpy(path, t).ok());
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);  // truncated data
+  EXPECT_EQ(ReadNpy(path).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadNpy(Temp("missing.npy")).status().code(), StatusCode::kNotFound);
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace larserve::io
