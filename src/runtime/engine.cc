@@ -185,6 +185,7 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     RETURN_IF_ERROR(CheckInput(g.values[g.inputs[k]], inputs[k]));
     slots_[g.inputs[k]] = inputs[k];
+    if (observer_) observer_(g.inputs[k], inputs[k]);
   }
   for (std::size_t v = 0; v < g.values.size(); ++v) {
     if (g.values[v].constant) slots_[v] = *g.values[v].constant;
@@ -215,7 +216,9 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
     }
     out.resize(node.outputs.size());
     for (std::size_t k = 0; k < node.outputs.size(); ++k) {
-      if (node.outputs[k] >= 0) slots_[node.outputs[k]] = std::move(out[k]);
+      if (node.outputs[k] < 0) continue;
+      slots_[node.outputs[k]] = std::move(out[k]);
+      if (observer_) observer_(node.outputs[k], slots_[node.outputs[k]]);
     }
     for (int i : node.inputs) {
       if (i >= 0 && e.last_use_[i] == static_cast<int>(n) && !g.values[i].constant)

@@ -7,6 +7,7 @@
 // reference backend, so a model always runs) and compiles the segments. An Engine is immutable
 // and thread-safe; per-run state lives in ExecutionContexts (one per thread).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,6 +70,9 @@ class ExecutionContext {
   // replaced with one tensor per engine output.
   Status Run(std::span<const Tensor> inputs, std::vector<Tensor>* outputs);
   void EnableProfiling(bool on) { profiling_ = on; }
+  // Called with (value index, tensor) for every graph input and node output as it is produced
+  // (calibration, debugging). Slows execution; pass an empty function to remove.
+  void SetObserver(std::function<void(int, const Tensor&)> observer) { observer_ = std::move(observer); }
   const std::vector<LayerTiming>& profile() const { return profile_; }
 
  private:
@@ -79,6 +83,7 @@ class ExecutionContext {
   std::vector<std::unique_ptr<class KernelState>> states_;  // per node
   bool profiling_ = false;
   std::vector<LayerTiming> profile_;
+  std::function<void(int, const Tensor&)> observer_;
 };
 
 class Engine {
