@@ -24,9 +24,10 @@ def emtrkmichel(rng):
     inits = [
         w("conv_w", (48, 1, 5, 5), 0.2), w("conv_b", (48,), 0.05),
         w("d1_w", (44 * 44 * 48, 128), 0.005), w("d1_b", (128,), 0.05),
-        w("d2_w", (128, 32), 0.1), w("d2_b", (32,), 0.05),
-        w("em_w", (32, 3), 0.3), w("em_b", (3,), 0.05),
-        w("mi_w", (32, 1), 0.3), w("mi_b", (1,), 0.05),
+        # Gemm weights as PyTorch exports them: [out, in] with transB = 1.
+        w("d2_w", (32, 128), 0.1), w("d2_b", (32,), 0.05),
+        w("em_w", (3, 32), 0.3), w("em_b", (3,), 0.05),
+        w("mi_w", (1, 32), 0.3), w("mi_b", (1,), 0.05),
     ]
     nodes = [
         helper.make_node("Transpose", ["main_input"], ["nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
@@ -39,12 +40,12 @@ def emtrkmichel(rng):
         helper.make_node("Add", ["d1_mm", "d1_b"], ["d1"], name="dense128_bias"),
         helper.make_node("Relu", ["d1"], ["d1_relu"], name="dense128_relu"),
         helper.make_node("Dropout", ["d1_relu"], ["drop1"], name="dropout_1"),
-        helper.make_node("Gemm", ["drop1", "d2_w", "d2_b"], ["d2"], name="dense32"),
+        helper.make_node("Gemm", ["drop1", "d2_w", "d2_b"], ["d2"], transB=1, name="dense32"),
         helper.make_node("Relu", ["d2"], ["d2_relu"], name="dense32_relu"),
         helper.make_node("Identity", ["d2_relu"], ["drop2"], name="dropout_2"),
-        helper.make_node("Gemm", ["drop2", "em_w", "em_b"], ["em_logits"], name="em_trk_none"),
+        helper.make_node("Gemm", ["drop2", "em_w", "em_b"], ["em_logits"], transB=1, name="em_trk_none"),
         helper.make_node("Softmax", ["em_logits"], ["em_trk_none_netout/Softmax"], axis=-1, name="em_softmax"),
-        helper.make_node("Gemm", ["drop2", "mi_w", "mi_b"], ["mi_logit"], name="michel"),
+        helper.make_node("Gemm", ["drop2", "mi_w", "mi_b"], ["mi_logit"], transB=1, name="michel"),
         helper.make_node("Sigmoid", ["mi_logit"], ["michel_netout/Sigmoid"], name="michel_sigmoid"),
     ]
     g = helper.make_graph(

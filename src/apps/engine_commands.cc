@@ -95,6 +95,7 @@ struct ExecArgs {
   std::string model;
   int64_t batch = 1;
   int threads = 1;
+  int intra_threads = 0;
   double seconds = 3.0;
   int warmup = 2;
   bool profile = false;
@@ -112,7 +113,7 @@ double Percentile(std::vector<double> v, double q) {
 }
 
 int RunExec(const ExecArgs& a) {
-  auto options = MakeOptions(a.backend, a.precision, 1, a.threads);
+  auto options = MakeOptions(a.backend, a.precision, 1, a.intra_threads);
   if (!options.ok()) return Fail("exec", options.status().message());
   auto loaded = runtime::LoadModelOrPlan(a.model, *options);
   if (!loaded.ok()) return Fail("exec", loaded.status().message());
@@ -179,6 +180,7 @@ int RunExec(const ExecArgs& a) {
   j["precision"] = std::string(runtime::PrecisionName(engine.options().precision));
   j["batch"] = batch;
   j["threads"] = a.threads;
+  j["intra_threads"] = a.intra_threads;
   j["runs"] = all.size();
   j["seconds"] = elapsed;
   j["throughput_inferences_per_s"] = throughput;
@@ -319,8 +321,11 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("model", a->model, "ONNX model or plan file")->required();
   cmd->add_option("--batch,-b", a->batch, "batch size for the model's unknown (batch) dimension")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  cmd->add_option("--threads,-t", a->threads, "concurrent execution contexts, one thread each")
+  cmd->add_option("--threads,-t", a->threads, "concurrent execution contexts, one caller thread each")
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--intra-threads", a->intra_threads,
+                  "threads inside one inference for backends that parallelise an op (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
       ->check(CLI::Range(0, 100000));

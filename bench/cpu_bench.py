@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""CPU inference benchmark: larserve (cpu and reference backends) against onnxruntime, PyTorch
+eager, torch.compile (where it works) and OpenCV DNN, on the same model, machine and run.
+
+    .venv/bin/python bench/cpu_bench.py [--batch 256] [--seconds 5] [--threads 1,N]
+                                        [--larserve build/cpu-release/src/apps/larserve]
+                                        [--json docs/perf/cpu.json]
+
+Model: the production EmTrackMichelId architecture (FACTS.md section 2, 11.9 M parameters) with
+random weights from python/make_test_models.py; the same ONNX file feeds every engine, and
+PyTorch runs an equivalent nn.Module with the same weights. Throughput is inferences (patches)
+per second at the given batch; every engine is timed the same way (warm-up, then as many
+batches as fit in --seconds). Prints a table and writes JSON with the machine and commit.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+import make_test_models  # noqa: E402
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def timed(run, seconds, warmup=2):
+    for _ in range(warmup):
+        run()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        run()
+        n += 1
+    return n, time.perf_counter() - start
+
+
+def bench_larserve(exe, model, backend, batch, threads, seconds):
+    # One execution context; `threads` intra-op threads (BuildOptions::threads).
+    r = subprocess.run([exe, "exec", model, "--backend", backend, "--batch", str(batch), "--threads", "1",
+                        "--intra-threads", str(threads), "--seconds", str(seconds), "--json"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, r.stderr.strip().splitlines()[-1] if r.stderr else "failed"
+    j = json.loads(r.stdout)
+    return j["throughput_inferences_per_s"], ""
+
+
+def bench_onnxruntime(model, x, threads, seconds):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    n, t = timed(lambda: sess.run(None, {"main_input": x}), seconds)
+    return n * x.shape[0] / t, ort.__version__
+
+
+def torch_module(onnx_model):
+    import torch
+    from onnx import numpy_helper
+    w = {i.name: numpy_helper.to_array(i) for i in onnx_model.graph.initializer}
+
+    class EmTrkMichel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 48, 5)
+            self.d1 = torch.nn.Linear(44 * 44 * 48, 128)
+            self.d2 = torch.nn.Linear(128, 32)
+            self.em = torch.nn.Linear(32, 3)
+            self.mi = torch.nn.Linear(32, 1)
+
+        def forward(self, x):  # x: NHWC like the ONNX model
+            y = torch.relu(self.conv(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1).flatten(1)
+            y = torch.relu(self.d2(torch.relu(self.d1(y))))
+            return torch.softmax(self.em(y), -1), torch.sigmoid(self.mi(y))
+
+    m = EmTrkMichel().eval()
+    with torch.no_grad():
+        m.conv.weight.copy_(torch.from_numpy(w["conv_w"].copy()))
+        m.conv.bias.copy_(torch.from_numpy(w["conv_b"].copy()))
+        m.d1.weight.copy_(torch.from_numpy(w["d1_w"].T.copy()))  # MatMul weights are [in, out]
+        m.d1.bias.copy_(torch.from_numpy(w["d1_b"].copy()))
+        for lin, name in [(m.d2, "d2"), (m.em, "em"), (m.mi, "mi")]:  # Gemm transB=1: [out, in]
+            lin.weight.copy_(torch.from_numpy(w[name + "_w"].copy()))
+            lin.bias.copy_(torch.from_numpy(w[name + "_b"].copy()))
+    return m
+
+
+def bench_torch(onnx_model, x, threads, seconds, compile_):
+    import torch
+    torch.set_num_threads(threads)
+    m = torch_module(onnx_model)
+    if compile_:
+        if not hasattr(torch, "compile"):
+            return None, f"torch {torch.__version__} has no torch.compile"
+        m = torch.compile(m)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        n, t = timed(lambda: m(xt), seconds)
+    return n * x.shape[0] / t, torch.__version__
+
+
+def bench_opencv(model, x, threads, seconds):
+    import cv2
+    cv2.setNumThreads(threads)
+    net = cv2.dnn.readNetFromONNX(model)
+    net.setInput(x)
+    out_names = net.getUnconnectedOutLayersNames()
+    n, t = timed(lambda: net.forward(out_names), seconds)
+    return n * x.shape[0] / t, cv2.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
+    ap.add_argument("--larserve", default="build/cpu-release/src/apps/larserve")
+    ap.add_argument("--json", default="docs/perf/cpu.json")
+    ap.add_argument("--skip", default="", help="comma-separated engines to skip")
+    args = ap.parse_args()
+    import onnx
+    tmp = tempfile.mkdtemp()
+    model_path = os.path.join(tmp, "emtrkmichel_random.onnx")
+    onnx_model = make_test_models.emtrkmichel(np.random.default_rng(2026))
+    onnx.save(onnx_model, model_path)
+    x = (np.random.default_rng(1).uniform(-10, 30, size=(args.batch, 48, 48, 1)) / 30).astype(np.float32)
+    skip = set(args.skip.split(",")) if args.skip else set()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rows = []
+    print(f"EmTrackMichelId (11.9 M parameters), batch {args.batch}, {args.seconds:.0f} s per point; "
+          f"CPU: {cpu_model()} ({os.cpu_count()} cores); commit {commit}")
+    print(f"{'engine':<28} {'threads':>7} {'inferences/s':>14}  note")
+    for threads in [int(t) for t in args.threads.split(",")]:
+        engines = [
+            ("larserve cpu (oneDNN)", lambda: bench_larserve(args.larserve, model_path, "cpu", args.batch, threads, args.seconds)),
+            ("onnxruntime", lambda: bench_onnxruntime(model_path, x, threads, args.seconds)),
+            ("pytorch eager", lambda: bench_torch(onnx_model, x, threads, args.seconds, False)),
+            ("torch.compile", lambda: bench_torch(onnx_model, x, threads, args.seconds, True)),
+            ("opencv dnn", lambda: bench_opencv(model_path, x, threads, args.seconds)),
+        ]
+        for name, fn in engines:
+            if name.split()[0] in skip:
+                continue
+            try:
+                value, note = fn()
+            except Exception as e:  # a peer that cannot run here is reported, not fatal
+                value, note = None, f"{type(e).__name__}: {str(e)[:80]}"
+            rows.append({"engine": name, "threads": threads, "inferences_per_s": value, "note": note})
+            shown = f"{value:14.1f}" if value else f"{'-':>14}"
+            print(f"{name:<28} {threads:>7} {shown}  {note}")
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"benchmark": "cpu", "model": "EmTrackMichelId (random weights)", "batch": args.batch,
+                   "seconds_per_point": args.seconds, "cpu": cpu_model(), "cores": os.cpu_count(),
+                   "commit": commit, "command": " ".join(sys.argv), "results": rows}, f, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
