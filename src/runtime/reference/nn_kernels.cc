@@ -11,6 +11,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -93,8 +94,18 @@ Status CheckInputs(const Node& node, std::span<const Tensor> inputs, std::size_t
       if (i < required) return Invalid(node, "input " + Str(i) + " is required but missing");
       continue;
     }
-    if (t.num_elements() < 0) {
-      return Invalid(node, "input " + Str(i) + " has a negative dimension " + t.shape().ToString());
+    // Checked here, before anything multiplies dimensions: a zero dimension lets a tensor
+    // exist whose other dimensions multiply past int64.
+    int64_t product = 1;
+    for (int64_t d : t.shape().dims()) {
+      if (d < 0) {
+        return Invalid(node,
+                       "input " + Str(i) + " has a negative dimension " + t.shape().ToString());
+      }
+      if (d != 0 && __builtin_mul_overflow(product, d, &product)) {
+        return Invalid(node, "input " + Str(i) + " has dimensions " + t.shape().ToString() +
+                                 " whose product overflows");
+      }
     }
     if (t.num_elements() > 0 && t.data() == nullptr) {
       return Invalid(node,
@@ -113,6 +124,13 @@ Status PrepareOutputs(const Node& node, std::vector<Tensor>& outputs, std::size_
   }
   outputs.assign(std::max<std::size_t>(1, node.outputs.size()), Tensor());
   return Status::Ok();
+}
+
+// Tensor::Create with the node named in the error (a huge output from extreme attributes).
+StatusOr<Tensor> Allocate(const Node& node, DType dtype, Shape shape) {
+  auto t = Tensor::Create(dtype, std::move(shape));
+  if (!t.ok()) return t.status().WithContext(node.Describe());
+  return t;
 }
 
 bool WantsOutput(const Node& node, std::size_t i) {
@@ -326,6 +344,9 @@ void ForEachTap(const Window& w, const Taps& t, Dims& k, F&& f) {
 template <typename T>
 void ConvLoops(const Window& w, int64_t batch, int64_t channels, int64_t maps, int64_t group,
                std::span<const T> x, std::span<const T> wt, const T* bias, std::span<T> y) {
+  // With no batch or no maps the spatial output sizes may be huge (and their product overflow)
+  // while there is nothing to compute.
+  if (y.empty()) return;
   const int64_t in_size = Product(w.in, 0, w.in.size());
   const int64_t k_size = Product(w.kernel, 0, w.kernel.size());
   const int64_t out_size = Product(w.out, 0, w.out.size());
@@ -415,7 +436,7 @@ Status Conv(const Node& node, int64_t opset, std::span<const Tensor> inputs,
   RETURN_IF_ERROR(ResolveWindow(node, Dims(xd.begin() + 2, xd.end()), w_kernel, false, w));
   Dims yd = {xd[0], maps};
   yd.insert(yd.end(), w.out.begin(), w.out.end());
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(x.dtype(), Shape(yd)));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, x.dtype(), Shape(yd)));
   if (x.dtype() == DType::kFloat32) {
     ConvLoops<float>(w, xd[0], channels, maps, group, x.Span<float>(), wt.Span<float>(),
                      bias ? bias->Span<float>().data() : nullptr, outputs[0].Span<float>());
@@ -501,7 +522,7 @@ Status Gemm(const Node& node, int64_t opset, std::span<const Tensor> inputs,
                                Str(m_size) + "," + Str(n_size) + "]");
     }
   }
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(a.dtype(), Shape{m_size, n_size}));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, a.dtype(), Shape{m_size, n_size}));
   if (a.dtype() == DType::kFloat32) {
     GemmLoops<float>(m_size, n_size, k_size, trans_a, trans_b, alpha, beta, a.Span<float>(),
                      b.Span<float>(), c, outputs[0].Span<float>());
@@ -541,6 +562,8 @@ void MatMulLoops(const Dims& batch, const Dims& a_batch, const Dims& b_batch, in
                  int64_t k_size, int64_t n_size, std::span<const T> a, std::span<const T> b,
                  std::span<T> y) {
   using Acc = typename MatMulAccum<T>::type;
+  // An empty output may still have a huge batch count (when M or N is 0); nothing to do.
+  if (y.empty()) return;
   const int64_t batches = Product(batch, 0, batch.size());
   Dims idx;
   for (int64_t bi = 0; bi < batches; ++bi) {
@@ -612,7 +635,7 @@ Status MatMul(const Node& node, int64_t opset, std::span<const Tensor> inputs,
   Dims yd = batch;
   if (!a_vec) yd.push_back(m_size);
   if (!b_vec) yd.push_back(n_size);
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(a.dtype(), Shape(yd)));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, a.dtype(), Shape(yd)));
   switch (a.dtype()) {
     case DType::kFloat32:
       MatMulLoops<float>(batch, a_batch, b_batch, m_size, k_size, n_size, a.Span<float>(),
@@ -658,6 +681,7 @@ Status EmptyWindow(const Node& node, const Dims& out_idx) {
 template <typename T>
 Status MaxPoolLoops(const Node& node, const Window& w, int64_t planes, bool column_major,
                     std::span<const T> x, std::span<T> y, int64_t* indices) {
+  if (y.empty()) return Status::Ok();  // see ConvLoops
   const int64_t in_size = Product(w.in, 0, w.in.size());
   const int64_t out_size = Product(w.out, 0, w.out.size());
   Dims out_idx;
@@ -670,10 +694,7 @@ Status MaxPoolLoops(const Node& node, const Window& w, int64_t planes, bool colu
     WindowTaps(w, out_idx, taps);
     tap_list.clear();
     ForEachTap(w, taps, k, [&](int64_t, int64_t in_off) { tap_list.push_back(in_off); });
-    if (tap_list.empty()) {
-      if (planes > 0) return EmptyWindow(node, out_idx);
-      continue;
-    }
+    if (tap_list.empty()) return EmptyWindow(node, out_idx);
     for (int64_t p = 0; p < planes; ++p) {
       const T* xp = x.data() + p * in_size;
       // The first maximum wins ties, as in ONNX's reference and onnxruntime.
@@ -713,10 +734,10 @@ Status MaxPool(const Node& node, int64_t opset, std::span<const Tensor> inputs,
   const Dims& xd = x.shape().dims();
   Dims yd = {xd[0], xd[1]};
   yd.insert(yd.end(), w.out.begin(), w.out.end());
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(x.dtype(), Shape(yd)));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, x.dtype(), Shape(yd)));
   int64_t* indices = nullptr;
   if (WantsOutput(node, 1)) {
-    ASSIGN_OR_RETURN(outputs[1], Tensor::Create(DType::kInt64, Shape(yd)));
+    ASSIGN_OR_RETURN(outputs[1], Allocate(node, DType::kInt64, Shape(yd)));
     indices = outputs[1].Span<int64_t>().data();
   }
   const int64_t planes = xd[0] * xd[1];
@@ -740,6 +761,7 @@ Status MaxPool(const Node& node, int64_t opset, std::span<const Tensor> inputs,
 template <typename T>
 Status AveragePoolLoops(const Node& node, const Window& w, int64_t planes, bool include_pad,
                         std::span<const T> x, std::span<T> y) {
+  if (y.empty()) return Status::Ok();  // see ConvLoops
   const int64_t in_size = Product(w.in, 0, w.in.size());
   const int64_t out_size = Product(w.out, 0, w.out.size());
   Dims out_idx;
@@ -753,23 +775,22 @@ Status AveragePoolLoops(const Node& node, const Window& w, int64_t planes, bool 
     ForEachTap(w, taps, k, [&](int64_t, int64_t in_off) { tap_list.push_back(in_off); });
     // count_include_pad counts the taps inside the explicitly padded input, but not those a
     // ceil_mode window hangs beyond it (as onnxruntime and PyTorch do).
-    int64_t count = static_cast<int64_t>(tap_list.size());
+    // The count is a double: with huge kernels and pads it may exceed int64.
+    double count = static_cast<double>(tap_list.size());
     if (include_pad) {
       count = 1;
       for (std::size_t i = 0; i < w.in.size(); ++i) {
         const int64_t room = w.in[i] + w.pad_end[i] - 1 - taps.start[i];
-        count *= room < 0 ? 0 : std::min(w.kernel[i], room / w.dilations[i] + 1);
+        count *=
+            room < 0 ? 0 : static_cast<double>(std::min(w.kernel[i], room / w.dilations[i] + 1));
       }
     }
-    if (count == 0) {
-      if (planes > 0) return EmptyWindow(node, out_idx);
-      continue;
-    }
+    if (count == 0) return EmptyWindow(node, out_idx);
     for (int64_t p = 0; p < planes; ++p) {
       const T* xp = x.data() + p * in_size;
       double sum = 0;
       for (int64_t off : tap_list) sum += static_cast<double>(xp[off]);
-      y[p * out_size + o] = static_cast<T>(sum / static_cast<double>(count));
+      y[p * out_size + o] = static_cast<T>(sum / count);
     }
   }
   return Status::Ok();
@@ -787,7 +808,7 @@ Status AveragePool(const Node& node, int64_t opset, std::span<const Tensor> inpu
   const Dims& xd = x.shape().dims();
   Dims yd = {xd[0], xd[1]};
   yd.insert(yd.end(), w.out.begin(), w.out.end());
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(x.dtype(), Shape(yd)));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, x.dtype(), Shape(yd)));
   const int64_t planes = xd[0] * xd[1];
   if (x.dtype() == DType::kFloat32) {
     return AveragePoolLoops<float>(node, w, planes, count_include_pad != 0, x.Span<float>(),
@@ -831,7 +852,7 @@ Status GlobalPool(const Node& node, std::span<const Tensor> inputs, std::vector<
   if (size == 0) return Invalid(node, "input X " + DimsStr(xd) + " has an empty spatial extent");
   Dims yd = xd;
   std::fill(yd.begin() + 2, yd.end(), 1);
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(x.dtype(), Shape(yd)));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, x.dtype(), Shape(yd)));
   const int64_t planes = xd[0] * xd[1];
   if (x.dtype() == DType::kFloat32) {
     GlobalPoolLoops<float>(average, planes, size, x.Span<float>(), outputs[0].Span<float>());
@@ -867,6 +888,7 @@ std::vector<double> ToDoubles(const Tensor& t) {
 template <typename T>
 void BatchNormLoops(int64_t batch, int64_t channels, int64_t inner, const std::vector<double>& mul,
                     const std::vector<double>& add, std::span<const T> x, std::span<T> y) {
+  if (y.empty()) return;  // the loop bounds may multiply to a huge count around a zero dim
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t c = 0; c < channels; ++c) {
       const int64_t base = (b * channels + c) * inner;
@@ -921,7 +943,7 @@ Status BatchNormalization(const Node& node, int64_t opset, std::span<const Tenso
     mul[c] = params[0][c] / std::sqrt(params[3][c] + static_cast<double>(epsilon));
     add[c] = params[1][c] - params[2][c] * mul[c];
   }
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(x.dtype(), x.shape()));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, x.dtype(), x.shape()));
   if (x.dtype() == DType::kFloat32) {
     BatchNormLoops<float>(xd[0], channels, inner, mul, add, x.Span<float>(),
                           outputs[0].Span<float>());
@@ -938,6 +960,7 @@ Status BatchNormalization(const Node& node, int64_t opset, std::span<const Tenso
 template <typename T>
 void SoftmaxLoops(bool log, int64_t outer, int64_t len, int64_t inner, std::span<const T> x,
                   std::span<T> y) {
+  if (y.empty()) return;  // the loop bounds may multiply to a huge count around a zero dim
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t base = o * len * inner + i;
@@ -974,7 +997,7 @@ Status SoftmaxCommon(const Node& node, int64_t opset, std::span<const Tensor> in
   const int64_t outer = Product(xd, 0, axis);
   const int64_t len = coerce_2d ? Product(xd, axis, xd.size()) : xd[axis];
   const int64_t inner = coerce_2d ? 1 : Product(xd, axis + 1, xd.size());
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(x.dtype(), x.shape()));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, x.dtype(), x.shape()));
   if (x.dtype() == DType::kFloat32) {
     SoftmaxLoops<float>(log, outer, len, inner, x.Span<float>(), outputs[0].Span<float>());
   } else {
@@ -1044,9 +1067,9 @@ Status ResolveQuantParams(const Node& node, int64_t opset, const Tensor& x, cons
 
 // Rounds half to even (numpy's rint, the ONNX rule) regardless of the FP rounding mode.
 double RoundHalfEven(double v) {
-  const double r = std::round(v);  // half away from zero
+  // std::round takes halves away from zero; a half goes to the even neighbour instead.
   if (std::abs(v - std::trunc(v)) == 0.5) return 2.0 * std::round(v / 2.0);
-  return r;
+  return std::round(v);
 }
 
 template <typename Q, typename X>
@@ -1087,7 +1110,7 @@ Status QuantizeLinear(const Node& node, int64_t opset, std::span<const Tensor> i
                              {DType::kUInt16, DType::kInt16}));
   QuantParams q;
   RETURN_IF_ERROR(ResolveQuantParams(node, opset, x, scale, zero_point, q));
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(out_type, x.shape()));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, out_type, x.shape()));
   const auto s = scale.Span<float>();
   if (x.dtype() == DType::kFloat32) {
     if (out_type == DType::kUInt8) {
@@ -1136,7 +1159,7 @@ Status DequantizeLinear(const Node& node, int64_t opset, std::span<const Tensor>
       if (z != 0) return Invalid(node, "an int32 input requires a zero point of 0, got " + Str(z));
     }
   }
-  ASSIGN_OR_RETURN(outputs[0], Tensor::Create(DType::kFloat32, x.shape()));
+  ASSIGN_OR_RETURN(outputs[0], Allocate(node, DType::kFloat32, x.shape()));
   const auto s = scale.Span<float>();
   auto y = outputs[0].Span<float>();
   switch (x.dtype()) {
