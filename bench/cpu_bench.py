@@ -6,9 +6,9 @@ eager, torch.compile (where it works) and OpenCV DNN, on the same model, machine
                                         [--larserve build/cpu-release/src/apps/larserve]
                                         [--json docs/perf/cpu.json]
 
-Model: the production EmTrackMichelId architecture (FACTS.md section 2, 11.9 M parameters) with
-random weights from python/make_test_models.py; the same ONNX file feeds every engine, and
-PyTorch runs an equivalent nn.Module with the same weights. Throughput is inferences (patches)
+Model: the production EmTrackMichelId architecture (FACTS.md section 2, 11.9 M parameters) as a
+seeded PyTorch module, exported to ONNX (opset 17) by PyTorch: the same weights run in PyTorch
+itself and, through the ONNX file, in every other engine. Throughput is inferences (patches)
 per second at the given batch; every engine is timed the same way (warm-up, then as many
 batches as fit in --seconds). Prints a table and writes JSON with the machine and commit.
 """
@@ -22,10 +22,6 @@ import tempfile
 import time
 
 import numpy as np
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
-import make_test_models  # noqa: E402
 
 
 def cpu_model():
@@ -68,10 +64,12 @@ def bench_onnxruntime(model, x, threads, seconds):
     return n * x.shape[0] / t, ort.__version__
 
 
-def torch_module(onnx_model):
+def make_module(seed=2026):
+    """The production EmTrackMichelId architecture (FACTS.md section 2) with seeded weights.
+
+    Input NHWC [N, 48, 48, 1] as in the TensorFlow original; exported to ONNX by PyTorch, so the
+    ONNX file has the layout transposes a real export has."""
     import torch
-    from onnx import numpy_helper
-    w = {i.name: numpy_helper.to_array(i) for i in onnx_model.graph.initializer}
 
     class EmTrkMichel(torch.nn.Module):
         def __init__(self):
@@ -81,28 +79,32 @@ def torch_module(onnx_model):
             self.d2 = torch.nn.Linear(128, 32)
             self.em = torch.nn.Linear(32, 3)
             self.mi = torch.nn.Linear(32, 1)
+            self.drop = torch.nn.Dropout(0.2)
 
-        def forward(self, x):  # x: NHWC like the ONNX model
+        def forward(self, x):
             y = torch.relu(self.conv(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1).flatten(1)
-            y = torch.relu(self.d2(torch.relu(self.d1(y))))
+            y = self.drop(torch.relu(self.d1(self.drop(y))))
+            y = self.drop(torch.relu(self.d2(y)))
             return torch.softmax(self.em(y), -1), torch.sigmoid(self.mi(y))
 
-    m = EmTrkMichel().eval()
-    with torch.no_grad():
-        m.conv.weight.copy_(torch.from_numpy(w["conv_w"].copy()))
-        m.conv.bias.copy_(torch.from_numpy(w["conv_b"].copy()))
-        m.d1.weight.copy_(torch.from_numpy(w["d1_w"].T.copy()))  # MatMul weights are [in, out]
-        m.d1.bias.copy_(torch.from_numpy(w["d1_b"].copy()))
-        for lin, name in [(m.d2, "d2"), (m.em, "em"), (m.mi, "mi")]:  # Gemm transB=1: [out, in]
-            lin.weight.copy_(torch.from_numpy(w[name + "_w"].copy()))
-            lin.bias.copy_(torch.from_numpy(w[name + "_b"].copy()))
-    return m
+    torch.manual_seed(seed)
+    return EmTrkMichel().eval()
 
 
-def bench_torch(onnx_model, x, threads, seconds, compile_):
+def export_onnx(module, path):
+    import torch
+    x = torch.zeros(2, 48, 48, 1)
+    kwargs = {"dynamo": False} if tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 5) else {}
+    torch.onnx.export(module, x, path, opset_version=17, input_names=["main_input"],
+                      output_names=["em_trk_none_netout/Softmax", "michel_netout/Sigmoid"],
+                      dynamic_axes={"main_input": {0: "N"}, "em_trk_none_netout/Softmax": {0: "N"},
+                                    "michel_netout/Sigmoid": {0: "N"}}, **kwargs)
+
+
+def bench_torch(module, x, threads, seconds, compile_):
     import torch
     torch.set_num_threads(threads)
-    m = torch_module(onnx_model)
+    m = module
     if compile_:
         if not hasattr(torch, "compile"):
             return None, f"torch {torch.__version__} has no torch.compile"
@@ -132,12 +134,12 @@ def main():
     ap.add_argument("--json", default="docs/perf/cpu.json")
     ap.add_argument("--skip", default="", help="comma-separated engines to skip")
     args = ap.parse_args()
-    import onnx
     tmp = tempfile.mkdtemp()
     model_path = os.path.join(tmp, "emtrkmichel_random.onnx")
-    onnx_model = make_test_models.emtrkmichel(np.random.default_rng(2026))
-    onnx.save(onnx_model, model_path)
+    module = make_module()
+    export_onnx(module, model_path)
     x = (np.random.default_rng(1).uniform(-10, 30, size=(args.batch, 48, 48, 1)) / 30).astype(np.float32)
+    # The ONNX file is built with larserve once here, so that build time is not in the timing.
     skip = set(args.skip.split(",")) if args.skip else set()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows = []
@@ -148,8 +150,8 @@ def main():
         engines = [
             ("larserve cpu (oneDNN)", lambda: bench_larserve(args.larserve, model_path, "cpu", args.batch, threads, args.seconds)),
             ("onnxruntime", lambda: bench_onnxruntime(model_path, x, threads, args.seconds)),
-            ("pytorch eager", lambda: bench_torch(onnx_model, x, threads, args.seconds, False)),
-            ("torch.compile", lambda: bench_torch(onnx_model, x, threads, args.seconds, True)),
+            ("pytorch eager", lambda: bench_torch(module, x, threads, args.seconds, False)),
+            ("torch.compile", lambda: bench_torch(make_module(), x, threads, args.seconds, True)),
             ("opencv dnn", lambda: bench_opencv(model_path, x, threads, args.seconds)),
         ]
         for name, fn in engines:
