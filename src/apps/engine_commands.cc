@@ -188,6 +188,9 @@ int RunExec(const ExecArgs& a) {
                      {"p90", Percentile(all, 0.9)},
                      {"p99", Percentile(all, 0.99)},
                      {"min", all.empty() ? 0 : *std::min_element(all.begin(), all.end())}};
+  const auto mem = contexts[0]->memory_stats();
+  j["activation_memory_bytes"] = {{"planned_arena", mem.arena_bytes},
+                                  {"without_sharing", mem.unshared_bytes}};
   std::vector<runtime::LayerTiming> prof = contexts[0]->profile();
   std::sort(prof.begin(), prof.end(),
             [](const auto& x, const auto& y) { return x.total_ms > y.total_ms; });
@@ -214,6 +217,8 @@ int RunExec(const ExecArgs& a) {
   std::printf("latency (ms): min %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n",
               j["latency_ms"]["min"].get<double>(), j["latency_ms"]["p50"].get<double>(),
               j["latency_ms"]["p90"].get<double>(), j["latency_ms"]["p99"].get<double>());
+  std::printf("activation memory per context: %.2f MB planned arena (%.2f MB without sharing)\n",
+              mem.arena_bytes / 1e6, mem.unshared_bytes / 1e6);
   if (a.profile) {
     std::printf("%-40s %-12s %-10s %12s %8s\n", "layer", "op", "backend", "ms/run", "%");
     for (const auto& p : prof) {
@@ -321,10 +326,12 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("model", a->model, "ONNX model or plan file")->required();
   cmd->add_option("--batch,-b", a->batch, "batch size for the model's unknown (batch) dimension")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
-  cmd->add_option("--threads,-t", a->threads, "concurrent execution contexts, one caller thread each")
+  cmd->add_option("--threads,-t", a->threads,
+                  "concurrent execution contexts, one caller thread each")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--intra-threads", a->intra_threads,
-                  "threads inside one inference for backends that parallelise an op (0 = all cores)")
+  cmd->add_option(
+         "--intra-threads", a->intra_threads,
+         "threads inside one inference for backends that parallelise an op (0 = all cores)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")

@@ -11,6 +11,7 @@
 #include "larserve/graph/onnx_export.h"
 #include "larserve/graph/onnx_import.h"
 #include "larserve/runtime/backend.h"
+#include "larserve/runtime/memory_planner.h"
 #include "larserve/runtime/reference_executor.h"
 #include "larserve/runtime/reference_kernels.h"
 #include "larserve/version.h"
@@ -201,12 +202,19 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
     states_.clear();
     for (const auto& k : e.kernels_) states_.push_back(k->CreateState());
   }
+  std::vector<std::vector<int64_t>> signature;
+  for (const auto& t : inputs) signature.push_back(t.shape().dims());
+  const bool same_signature = planned_signature_ && signature == signature_;
+  std::vector<Tensor> produced(same_signature ? 0 : g.values.size());
   std::vector<Tensor> in, out;
   for (std::size_t n = 0; n < g.nodes.size(); ++n) {
     const graph::Node& node = g.nodes[n];
     in.clear();
     for (int i : node.inputs) in.push_back(i >= 0 ? slots_[i] : Tensor());
     out.clear();
+    if (same_signature && e.kernels_[n]->WritesPreallocatedOutputs()) {
+      for (int o : node.outputs) out.push_back(o >= 0 ? planned_[o] : Tensor());
+    }
     Timer timer;
     Status s = e.kernels_[n]->Run(in, out, states_[n].get());
     if (!s.ok()) return s;
@@ -218,6 +226,7 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
     for (std::size_t k = 0; k < node.outputs.size(); ++k) {
       if (node.outputs[k] < 0) continue;
       slots_[node.outputs[k]] = std::move(out[k]);
+      if (!same_signature) produced[node.outputs[k]] = slots_[node.outputs[k]];
       if (observer_) observer_(node.outputs[k], slots_[node.outputs[k]]);
     }
     for (int i : node.inputs) {
@@ -231,7 +240,43 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
     outputs->push_back(slots_[o]);
   }
   slots_.clear();
+  if (!same_signature) {
+    signature_ = std::move(signature);
+    Replan(produced);
+  }
   return Status::Ok();
+}
+
+void ExecutionContext::Replan(const std::vector<Tensor>& produced) {
+  const Engine& e = *engine_;
+  const graph::Graph& g = e.graph_;
+  std::vector<bool> is_output(g.values.size(), false);
+  for (int o : g.outputs) is_output[o] = true;
+  // Intermediates only: graph outputs are handed to the caller and must outlive the run.
+  std::vector<int> values;
+  std::vector<BufferRequest> requests;
+  for (std::size_t v = 0; v < g.values.size(); ++v) {
+    const graph::Value& val = g.values[v];
+    if (produced[v].empty() || is_output[v] || val.constant || val.producer < 0) continue;
+    values.push_back(static_cast<int>(v));
+    requests.push_back(
+        {produced[v].num_bytes(), val.producer, std::max(val.producer, e.last_use_[v])});
+  }
+  const MemoryPlan plan = PlanMemory(requests);
+  memory_stats_ = {plan.arena_bytes, plan.unshared_bytes};
+  planned_.assign(g.values.size(), Tensor());
+  auto arena = Tensor::Create(DType::kUInt8, Shape{static_cast<int64_t>(plan.arena_bytes)});
+  if (!arena.ok()) {
+    planned_signature_ = false;  // run without the arena rather than fail
+    return;
+  }
+  arena_ = std::move(arena).value();
+  auto* base = static_cast<uint8_t*>(arena_.data());
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    const Tensor& t = produced[values[k]];
+    planned_[values[k]] = Tensor::View(t.dtype(), t.shape(), base + plan.offsets[k]);
+  }
+  planned_signature_ = true;
 }
 
 Status Engine::SavePlan(const std::string& path) const {

@@ -33,6 +33,10 @@ class NodeKernel {
   virtual std::unique_ptr<KernelState> CreateState() const { return nullptr; }
   // A short description of the implementation chosen (the "tactic"), for reports.
   virtual std::string Describe() const = 0;
+  // True if Run writes into outputs that arrive pre-filled with tensors of the right dtype and
+  // shape (views into the context's activation arena, see memory_planner.h) instead of
+  // allocating. A kernel that says so must leave those tensors in place.
+  virtual bool WritesPreallocatedOutputs() const { return false; }
 };
 
 class Backend {

@@ -72,7 +72,17 @@ class ExecutionContext {
   void EnableProfiling(bool on) { profiling_ = on; }
   // Called with (value index, tensor) for every graph input and node output as it is produced
   // (calibration, debugging). Slows execution; pass an empty function to remove.
-  void SetObserver(std::function<void(int, const Tensor&)> observer) { observer_ = std::move(observer); }
+  void SetObserver(std::function<void(int, const Tensor&)> observer) {
+    observer_ = std::move(observer);
+  }
+
+  // Activation memory of the last input shapes run: the arena that lets intermediates with
+  // disjoint lifetimes share memory, against one allocation per intermediate.
+  struct MemoryStats {
+    std::size_t arena_bytes = 0;
+    std::size_t unshared_bytes = 0;
+  };
+  MemoryStats memory_stats() const { return memory_stats_; }
   const std::vector<LayerTiming>& profile() const { return profile_; }
 
  private:
@@ -84,6 +94,14 @@ class ExecutionContext {
   bool profiling_ = false;
   std::vector<LayerTiming> profile_;
   std::function<void(int, const Tensor&)> observer_;
+  // Memory plan for one input signature: per value, its dtype/shape and arena offset (-1: not
+  // in the arena). Re-planned when the input shapes change.
+  std::vector<std::vector<int64_t>> signature_;
+  std::vector<Tensor> planned_;  // per value: a view into arena_, or empty
+  Tensor arena_;
+  bool planned_signature_ = false;
+  MemoryStats memory_stats_;
+  void Replan(const std::vector<Tensor>& produced);
 };
 
 class Engine {
