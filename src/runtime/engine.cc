@@ -262,9 +262,22 @@ void ExecutionContext::Replan(const std::vector<Tensor>& produced) {
     requests.push_back(
         {produced[v].num_bytes(), val.producer, std::max(val.producer, e.last_use_[v])});
   }
-  const MemoryPlan plan = PlanMemory(requests);
-  memory_stats_ = {plan.arena_bytes, plan.unshared_bytes};
+  // The statistics cover every intermediate (what a fully planned run needs); the arena is
+  // allocated only for outputs of kernels that write into it, so kernels that allocate their
+  // own outputs cost no extra memory.
+  const MemoryPlan all = PlanMemory(requests);
+  memory_stats_ = {all.arena_bytes, all.unshared_bytes};
   planned_.assign(g.values.size(), Tensor());
+  std::vector<int> arena_values;
+  std::vector<BufferRequest> arena_requests;
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    if (e.kernels_[g.values[values[k]].producer]->WritesPreallocatedOutputs()) {
+      arena_values.push_back(values[k]);
+      arena_requests.push_back(requests[k]);
+    }
+  }
+  values = std::move(arena_values);
+  const MemoryPlan plan = PlanMemory(arena_requests);
   auto arena = Tensor::Create(DType::kUInt8, Shape{static_cast<int64_t>(plan.arena_bytes)});
   if (!arena.ok()) {
     planned_signature_ = false;  // run without the arena rather than fail

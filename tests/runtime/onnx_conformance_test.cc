@@ -1,7 +1,8 @@
 // The ONNX node conformance tests shipped in Debian's libonnx-testdata, run on every backend
-// (ctest label `ops`). A case is "supported" when every node of its model has a kernel; every
-// supported case must match the expected outputs (rtol 1e-3, atol 1e-5 as in ONNX's backend
-// test runner; exact for integers and booleans). Prints passed / failed / unsupported counts.
+// (ctest label `ops`). For the reference backend a case is "supported" when every node of its
+// model has a kernel; for the cpu backend a case counts when at least one node of the built
+// engine runs on it. Every counted case must match the expected outputs (rtol 1e-3, atol 1e-5
+// as in ONNX's backend test runner; exact for integers and booleans). Prints the counts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,11 +10,15 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "larserve/graph/onnx_import.h"
+#include "larserve/runtime/backend.h"
+#include "larserve/runtime/engine.h"
 #include "larserve/runtime/reference_executor.h"
 #include "larserve/runtime/reference_kernels.h"
 
@@ -102,18 +107,34 @@ const std::map<std::string, std::string>& KnownDeviations() {
   return m;
 }
 
-TEST(OnnxConformanceTest, ReferenceBackend) {
-  const fs::path root = DataDir();
-  if (!fs::exists(root))
-    GTEST_SKIP() << "no ONNX node tests at " << root << " (install libonnx-testdata)";
+// How one backend takes a case: the model ready to run, or why the backend does not take it.
+struct PreparedCase {
+  enum class Kind { kReady, kSkip, kFailed } kind = Kind::kReady;
+  std::vector<std::string> skip_keys;              // kSkip: what the backend lacks
+  std::string failure;                             // kFailed
+  std::vector<DType> input_dtypes, output_dtypes;  // declared, for reading the test data
+  std::function<StatusOr<std::vector<Tensor>>(const std::vector<Tensor>&)> run;
+};
+using CasePreparer = std::function<PreparedCase(graph::Graph)>;
+
+struct ConformanceCounts {
+  int passed = 0, failed = 0, skipped = 0, deviations = 0;
+  std::map<std::string, int> skip_keys;
+  std::vector<std::string> failures;
+  std::size_t cases = 0;
+};
+
+// Runs every case of the suite that `prepare` takes and compares with the expected outputs.
+// A case is skipped when its model does not import for an unimplemented feature, when the
+// backend does not take it, or when running it reports Unimplemented.
+ConformanceCounts RunConformance(const fs::path& root, const CasePreparer& prepare) {
   std::vector<fs::path> cases;
   for (const auto& e : fs::directory_iterator(root)) {
     if (e.is_directory()) cases.push_back(e.path());
   }
   std::sort(cases.begin(), cases.end());
-  int passed = 0, failed = 0, unsupported = 0, deviations = 0;
-  std::map<std::string, int> unsupported_ops;
-  std::vector<std::string> failures;
+  ConformanceCounts c;
+  c.cases = cases.size();
   graph::ImportOptions opt;
   opt.allow_old_opsets = true;
   for (const auto& dir : cases) {
@@ -121,29 +142,23 @@ TEST(OnnxConformanceTest, ReferenceBackend) {
     auto g = graph::ImportOnnxFile((dir / "model.onnx").string(), opt);
     if (!g.ok()) {
       if (g.status().code() == StatusCode::kUnimplemented) {
-        ++unsupported;
-        unsupported_ops["(import) " + g.status().message().substr(0, 60)]++;
+        ++c.skipped;
+        c.skip_keys["(import) " + g.status().message().substr(0, 60)]++;
       } else {
-        ++failed;
-        failures.push_back(name + ": import: " + g.status().message());
+        ++c.failed;
+        c.failures.push_back(name + ": import: " + g.status().message());
       }
       continue;
     }
-    bool all_supported = true;
-    for (const auto& node : g->nodes) {
-      if (!ref::FindKernel(node.op_type)) {
-        all_supported = false;
-        unsupported_ops[node.op_type]++;
-      }
-    }
-    if (!all_supported) {
-      ++unsupported;
+    PreparedCase pc = prepare(std::move(g).value());
+    if (pc.kind == PreparedCase::Kind::kSkip) {
+      ++c.skipped;
+      for (const auto& k : pc.skip_keys) c.skip_keys[k]++;
       continue;
     }
-    auto ex = ReferenceExecutor::Create(std::move(g).value());
-    if (!ex.ok()) {
-      ++failed;
-      failures.push_back(name + ": " + ex.status().message());
+    if (pc.kind == PreparedCase::Kind::kFailed) {
+      ++c.failed;
+      c.failures.push_back(name + ": " + pc.failure);
       continue;
     }
     std::string problem;
@@ -152,8 +167,7 @@ TEST(OnnxConformanceTest, ReferenceBackend) {
       if (!set.is_directory() || set.path().filename().string().rfind("test_data_set", 0) != 0)
         continue;
       std::vector<Tensor> inputs, expected;
-      const auto& gi = (*ex)->graph().inputs;
-      for (std::size_t k = 0; k < gi.size(); ++k) {
+      for (std::size_t k = 0; k < pc.input_dtypes.size(); ++k) {
         auto t = graph::ReadTensorProtoFile(
             (set.path() / ("input_" + std::to_string(k) + ".pb")).string());
         if (!t.ok()) {
@@ -161,9 +175,9 @@ TEST(OnnxConformanceTest, ReferenceBackend) {
           problem = t.status().message();
           break;
         }
-        inputs.push_back(AsDeclared(std::move(t).value(), (*ex)->graph().values[gi[k]].dtype));
+        inputs.push_back(AsDeclared(std::move(t).value(), pc.input_dtypes[k]));
       }
-      for (std::size_t k = 0; problem.empty() && k < (*ex)->graph().outputs.size(); ++k) {
+      for (std::size_t k = 0; problem.empty() && k < pc.output_dtypes.size(); ++k) {
         auto t = graph::ReadTensorProtoFile(
             (set.path() / ("output_" + std::to_string(k) + ".pb")).string());
         if (!t.ok()) {
@@ -171,11 +185,10 @@ TEST(OnnxConformanceTest, ReferenceBackend) {
           problem = t.status().message();
           break;
         }
-        const int ov = (*ex)->graph().outputs[k];
-        expected.push_back(AsDeclared(std::move(t).value(), (*ex)->graph().values[ov].dtype));
+        expected.push_back(AsDeclared(std::move(t).value(), pc.output_dtypes[k]));
       }
       if (!problem.empty()) break;
-      auto out = (*ex)->Run(inputs);
+      auto out = pc.run(inputs);
       if (!out.ok()) {
         if (out.status().code() == StatusCode::kUnimplemented) case_unimplemented = true;
         problem = out.status().ToString();
@@ -192,36 +205,124 @@ TEST(OnnxConformanceTest, ReferenceBackend) {
     }
     const auto deviation = KnownDeviations().find(name);
     if (deviation != KnownDeviations().end()) {
-      ++deviations;
+      ++c.deviations;
       std::printf("known deviation %s: %s (%s)\n", name.c_str(), deviation->second.c_str(),
                   problem.empty() ? "but it PASSED: remove it from the list" : problem.c_str());
-      if (problem.empty()) failures.push_back(name + ": listed as a known deviation but passes");
+      if (problem.empty()) {
+        ++c.failed;
+        c.failures.push_back(name + ": listed as a known deviation but passes");
+      }
       continue;
     }
     if (problem.empty()) {
-      ++passed;
+      ++c.passed;
     } else if (case_unimplemented) {
-      ++unsupported;
-      unsupported_ops["(kernel) " + name]++;
+      ++c.skipped;
+      c.skip_keys["(kernel) " + name]++;
     } else {
-      ++failed;
-      failures.push_back(name + ": " + problem);
+      ++c.failed;
+      c.failures.push_back(name + ": " + problem);
     }
   }
-  failed +=
-      static_cast<int>(std::count_if(failures.begin(), failures.end(), [](const std::string& f) {
-        return f.find("listed as a known deviation") != std::string::npos;
-      }));
+  return c;
+}
+
+void PrintSkipsAndFailures(const ConformanceCounts& c, const char* skip_title) {
+  std::printf("%s:", skip_title);
+  for (const auto& [key, n] : c.skip_keys) std::printf(" %s(%d)", key.c_str(), n);
+  std::printf("\n");
+  for (const auto& f : c.failures) std::printf("FAILED %s\n", f.c_str());
+}
+
+// Op types of g without a reference kernel (then no backend runs the model).
+std::vector<std::string> OpsWithoutKernel(const graph::Graph& g) {
+  std::vector<std::string> missing;
+  for (const auto& node : g.nodes) {
+    if (!ref::FindKernel(node.op_type)) missing.push_back(node.op_type);
+  }
+  return missing;
+}
+
+TEST(OnnxConformanceTest, ReferenceBackend) {
+  const fs::path root = DataDir();
+  if (!fs::exists(root))
+    GTEST_SKIP() << "no ONNX node tests at " << root << " (install libonnx-testdata)";
+  const ConformanceCounts c = RunConformance(root, [](graph::Graph g) {
+    PreparedCase pc;
+    pc.skip_keys = OpsWithoutKernel(g);
+    if (!pc.skip_keys.empty()) {
+      pc.kind = PreparedCase::Kind::kSkip;
+      return pc;
+    }
+    auto ex = ReferenceExecutor::Create(std::move(g));
+    if (!ex.ok()) {
+      pc.kind = PreparedCase::Kind::kFailed;
+      pc.failure = ex.status().message();
+      return pc;
+    }
+    std::shared_ptr<ReferenceExecutor> executor = std::move(ex).value();
+    const graph::Graph& eg = executor->graph();
+    for (int v : eg.inputs) pc.input_dtypes.push_back(eg.values[v].dtype);
+    for (int v : eg.outputs) pc.output_dtypes.push_back(eg.values[v].dtype);
+    pc.run = [executor](const std::vector<Tensor>& inputs) { return executor->Run(inputs); };
+    return pc;
+  });
   std::printf(
       "ONNX node conformance, reference backend: %d passed, %d failed, %d unsupported, %d known "
       "deviations (of %zu cases)\n",
-      passed, failed, unsupported, deviations, cases.size());
-  std::printf("unsupported ops (cases):");
-  for (const auto& [op, n] : unsupported_ops) std::printf(" %s(%d)", op.c_str(), n);
-  std::printf("\n");
-  for (const auto& f : failures) std::printf("FAILED %s\n", f.c_str());
-  EXPECT_EQ(failed, 0);
-  EXPECT_GT(passed, 100);
+      c.passed, c.failed, c.skipped, c.deviations, c.cases);
+  PrintSkipsAndFailures(c, "unsupported ops (cases)");
+  EXPECT_EQ(c.failed, 0);
+  EXPECT_GT(c.passed, 100);
+}
+
+// The same cases built into an Engine for the cpu (oneDNN) backend. A case counts for the cpu
+// backend when at least one node of its optimised graph runs there (the rest runs on the
+// reference backend, covered above); those cases must all pass with the same tolerance.
+TEST(OnnxConformanceTest, CpuBackend) {
+  if (!CpuBackend()) GTEST_SKIP() << "built without the cpu (oneDNN) backend";
+  const fs::path root = DataDir();
+  if (!fs::exists(root))
+    GTEST_SKIP() << "no ONNX node tests at " << root << " (install libonnx-testdata)";
+  const ConformanceCounts c = RunConformance(root, [](graph::Graph g) {
+    PreparedCase pc;
+    if (!OpsWithoutKernel(g).empty()) {
+      pc.kind = PreparedCase::Kind::kSkip;
+      pc.skip_keys = {"(no kernel)"};
+      return pc;
+    }
+    BuildOptions options;
+    options.backend = "cpu";
+    auto built = Engine::Build(std::move(g), options);
+    if (!built.ok()) {
+      pc.kind = PreparedCase::Kind::kFailed;
+      pc.failure = "build: " + built.status().ToString();
+      return pc;
+    }
+    std::shared_ptr<Engine> engine = std::move(built).value();
+    bool on_cpu = false;
+    for (const auto& s : engine->segments()) on_cpu |= s.backend == "cpu" && !s.nodes.empty();
+    if (!on_cpu) {
+      pc.kind = PreparedCase::Kind::kSkip;
+      pc.skip_keys = {"(not on cpu)"};
+      return pc;
+    }
+    for (const auto& spec : engine->inputs()) pc.input_dtypes.push_back(spec.dtype);
+    for (const auto& spec : engine->outputs()) pc.output_dtypes.push_back(spec.dtype);
+    pc.run = [engine](const std::vector<Tensor>& inputs) -> StatusOr<std::vector<Tensor>> {
+      auto ctx = engine->CreateContext();
+      std::vector<Tensor> out;
+      RETURN_IF_ERROR(ctx->Run(inputs, &out));
+      return out;
+    };
+    return pc;
+  });
+  std::printf(
+      "ONNX node conformance, cpu backend: %d passed, %d failed, %d not on cpu (of %zu cases)\n",
+      c.passed, c.failed, c.skipped, c.cases);
+  PrintSkipsAndFailures(c, "not on cpu (cases)");
+  EXPECT_EQ(c.failed, 0);
+  EXPECT_GT(c.passed, 50);
 }
 
 }  // namespace

@@ -35,7 +35,10 @@ class NodeKernel {
   virtual std::string Describe() const = 0;
   // True if Run writes into outputs that arrive pre-filled with tensors of the right dtype and
   // shape (views into the context's activation arena, see memory_planner.h) instead of
-  // allocating. A kernel that says so must leave those tensors in place.
+  // allocating. A kernel that says so must leave those tensors in place. Caveat for kernels
+  // that return views of their inputs (zero-copy Reshape): the planner ends a buffer's life at
+  // its own last reader, not at the last reader of views of it, so such kernels must not be
+  // fed arena inputs until aliasing is tracked.
   virtual bool WritesPreallocatedOutputs() const { return false; }
 };
 

@@ -1,0 +1,425 @@
+// oneDNN kernels of the compute-heavy ops: Conv / FusedConv (convolution_forward) and Gemm /
+// FusedGemm / MatMul (matmul), with the fused activation as an eltwise post-op and constant
+// weights packed once per kernel into the layout the chosen implementation wants.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "onednn_common.h"
+#include "onednn_kernels.h"
+
+namespace larserve::runtime::cpu {
+namespace {
+
+using dnnl::memory;
+using Kind = graph::Attribute::Kind;
+using Tag = memory::format_tag;
+
+constexpr auto kF32 = memory::data_type::f32;
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv and FusedConv: 2-D, any groups, strides, pads, dilations, auto_pad; optional bias.
+
+bool SupportsConv(const graph::Graph& g, const graph::Node& node) {
+  if (node.inputs.size() < 2 || node.inputs.size() > 3 || node.outputs.size() != 1) return false;
+  if (!IsF32(g, node.inputs[0]) || !IsF32(g, node.inputs[1])) return false;
+  const bool has_bias = node.inputs.size() == 3 && node.inputs[2] >= 0;
+  if (has_bias && !IsF32(g, node.inputs[2])) return false;
+  // Input and weights of rank 4 (2-D convolution); the weights' rank from its constant or its
+  // declared shape.
+  for (int v : {node.inputs[0], node.inputs[1]}) {
+    const graph::Value& val = g.values[v];
+    const std::size_t rank = val.constant ? val.constant->shape().rank() : val.dims.size();
+    if ((!val.constant && !val.has_shape) || rank != 4) return false;
+  }
+  if (node.Has("group") && !AttrIs(node, "group", Kind::kInt)) return false;
+  if (node.GetInt("group", 1) < 1) return false;
+  if (node.Has("kernel_shape")) {
+    if (!AttrIs(node, "kernel_shape", Kind::kInts)) return false;
+    if (const Tensor* w = ConstF32(g, node.inputs[1])) {
+      const Dims& wd = w->shape().dims();
+      if (node.GetInts("kernel_shape") != Dims(wd.begin() + 2, wd.end())) return false;
+    } else if (node.GetInts("kernel_shape").size() != 2) {
+      return false;
+    }
+  }
+  if (!WindowAttrsOk(node)) return false;
+  Activation act;
+  return ParseActivation(node, &act);
+}
+
+class ConvKernel : public OneDnnKernel {
+ public:
+  ConvKernel(const graph::Graph& g, const graph::Node& node, const BuildOptions& options)
+      : OneDnnKernel(g, node, options, "conv"),
+        group_(node.GetInt("group", 1)),
+        has_bias_(node.inputs.size() == 3 && node.inputs[2] >= 0) {
+    ParseActivation(node, &act_);
+    if (const Tensor* w = ConstF32(g, node.inputs[1])) {
+      const Dims wd = w->shape().dims();
+      weights_.emplace(*w, memory::desc(WeightDims(wd), kF32, group_ > 1 ? Tag::goihw : Tag::oihw));
+    }
+    if (has_bias_) {
+      if (const Tensor* b = ConstF32(g, node.inputs[2])) bias_ = *b;
+    }
+  }
+
+ protected:
+  Status MakePlan(std::span<const Dims* const> shapes, Plan& plan) const override {
+    const Dims& xd = *shapes[0];
+    const Dims& wd = *shapes[1];
+    if (xd.size() != 4 || wd.size() != 4) {
+      return InvalidArgument(node_.Describe() + ": input " + Shape(xd).ToString() +
+                             " and weights " + Shape(wd).ToString() + " must both have rank 4");
+    }
+    const int64_t n = xd[0], c = xd[1], m = wd[0];
+    if (m % group_ != 0 || c != wd[1] * group_) {
+      return InvalidArgument(node_.Describe() + ": weights " + Shape(wd).ToString() +
+                             " do not match input " + Shape(xd).ToString() + " with group " +
+                             std::to_string(group_));
+    }
+    if (has_bias_ && (!shapes[2] || *shapes[2] != Dims{m})) {
+      return InvalidArgument(node_.Describe() + ": bias must have shape [" + std::to_string(m) +
+                             "]");
+    }
+    if (node_.Has("kernel_shape") && node_.GetInts("kernel_shape") != Dims{wd[2], wd[3]}) {
+      return InvalidArgument(node_.Describe() + ": kernel_shape does not match the weights " +
+                             Shape(wd).ToString());
+    }
+    Window2d w;
+    RETURN_IF_ERROR(ResolveWindow2d(node_, {xd[2], xd[3]}, {wd[2], wd[3]}, &w));
+    const Dims yd = {n, m, w.out[0], w.out[1]};
+    plan.outputs = {yd};
+    if (Volume(yd) == 0 || Volume(xd) == 0) return Status::Ok();  // nothing to compute
+
+    const Dims dil = {w.dilations[0] - 1, w.dilations[1] - 1};  // oneDNN counts gaps
+    const memory::desc b_md = has_bias_ ? memory::desc({m}, kF32, Tag::a) : memory::desc();
+    const dnnl::primitive_attr attr = MakeAttr(act_);
+    using Pd = dnnl::convolution_forward::primitive_desc;
+    auto make_pd = [&](int64_t batch, bool blocked) {
+      const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                        dnnl::algorithm::convolution_direct,
+                                        blocked ? memory::desc(x, kF32, Tag::any) : PlainDesc(x),
+                                        memory::desc(WeightDims(wd), kF32, Tag::any), b_md,
+                                        blocked ? memory::desc(y, kF32, Tag::any) : PlainDesc(y),
+                                        w.strides, dil, w.pad_l, w.pad_r);
+      return Pd(d, attr, CpuEngine(), true);
+    };
+    // Layouts chosen by oneDNN (format `any`) give the fast implementations (blocked or
+    // brgemm); plain NCHW is the fallback when those would leave only the reference kernel.
+    bool blocked = true;
+    Pd pd = make_pd(n, true);
+    if (!pd || StartsWith(pd.impl_info_str(), "ref")) {
+      Pd plain = make_pd(n, false);
+      if (plain && !StartsWith(plain.impl_info_str(), "ref")) {
+        pd = plain;
+        blocked = false;
+      }
+    }
+    if (!pd) {
+      plan.fallback = true;
+      return Status::Ok();
+    }
+    plan.NoteImpl("", pd.impl_info_str());
+    // With reorders to and from blocked layouts, the batch goes through in chunks small enough
+    // for the blocked intermediate to stay in the core's L2 cache between the convolution
+    // writing it and the reorder reading it, instead of a round trip through DRAM.
+    int64_t chunk = n;
+    if (pd.src_desc() != PlainDesc(xd) || pd.dst_desc() != PlainDesc(yd)) {
+      const int64_t per_image =
+          static_cast<int64_t>(std::max(pd.src_desc().get_size(), pd.dst_desc().get_size()) / n);
+      chunk = std::clamp<int64_t>(kChunkBytesPerThread * threads_ / std::max<int64_t>(per_image, 1),
+                                  1, n);
+    }
+    memory bias;
+    if (has_bias_) {
+      bias = bias_.empty() ? plan.Bind(b_md, Source::kInput, 2)
+                           : memory(b_md, CpuEngine(), const_cast<void*>(bias_.data()));
+    }
+    // Weights computed at run time are repacked once per call, before the chunks that use them.
+    memory runtime_w;
+    if (!weights_) {
+      runtime_w = plan.Bind(memory::desc(WeightDims(wd), kF32, group_ > 1 ? Tag::goihw : Tag::oihw),
+                            Source::kInput, 1);
+    }
+    std::vector<memory> packed_w;  // per distinct weights layout, for runtime weights
+    auto weights_for = [&](const memory::desc& want) -> memory {
+      if (weights_) return weights_->Get(want);
+      if (want == runtime_w.get_desc()) return runtime_w;
+      for (const memory& p : packed_w) {
+        if (p.get_desc() == want) return p;
+      }
+      packed_w.push_back(plan.Workspace(want));
+      plan.AddReorder(runtime_w, packed_w.back(), "weights reorder");
+      return packed_w.back();
+    };
+    const std::size_t x_image = static_cast<std::size_t>(c * xd[2] * xd[3]) * sizeof(float);
+    const std::size_t y_image = static_cast<std::size_t>(m * w.out[0] * w.out[1]) * sizeof(float);
+    // One set of primitives (and workspaces) per distinct chunk size: the chunk and the rest.
+    struct Piece {
+      int64_t batch;
+      Pd pd;
+      dnnl::primitive conv, x_reorder, y_reorder;
+      std::unordered_map<int, memory> args;  // weights, bias, scratchpad, blocked src/dst
+    };
+    std::vector<Piece> pieces;
+    pieces.reserve(2);  // references into it stay valid
+    auto piece_for = [&](int64_t batch) -> Piece& {
+      for (Piece& p : pieces) {
+        if (p.batch == batch) return p;
+      }
+      Piece p{batch, batch == n ? pd : make_pd(batch, blocked), {}, {}, {}, {}};
+      if (!p.pd) throw dnnl::error(dnnl_unimplemented, "no convolution for a batch chunk");
+      p.conv = dnnl::convolution_forward(p.pd);
+      p.args[DNNL_ARG_WEIGHTS] = weights_for(p.pd.weights_desc());
+      if (has_bias_) p.args[DNNL_ARG_BIAS] = bias;
+      const bool first = pieces.empty();
+      const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
+      if (p.pd.src_desc() != PlainDesc(x)) {
+        p.args[DNNL_ARG_SRC] = plan.Workspace(p.pd.src_desc());
+        dnnl::reorder::primitive_desc r(CpuEngine(), PlainDesc(x), CpuEngine(), p.pd.src_desc());
+        if (first) plan.NoteImpl("src reorder", r.impl_info_str());
+        p.x_reorder = dnnl::reorder(r);
+      }
+      if (p.pd.dst_desc() != PlainDesc(y)) {
+        p.args[DNNL_ARG_DST] = plan.Workspace(p.pd.dst_desc());
+        dnnl::reorder::primitive_desc r(CpuEngine(), p.pd.dst_desc(), CpuEngine(), PlainDesc(y));
+        if (first) plan.NoteImpl("dst reorder", r.impl_info_str());
+        p.y_reorder = dnnl::reorder(r);
+      }
+      plan.AddScratchpad(p.pd.scratchpad_desc(), p.args);
+      pieces.push_back(std::move(p));
+      return pieces.back();
+    };
+    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+      const int64_t batch = std::min(chunk, n - n0);
+      Piece& p = piece_for(batch);
+      const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
+      const memory x_user = plan.Bind(PlainDesc(x), Source::kInput, 0, n0 * x_image);
+      const memory y_user = plan.Bind(PlainDesc(y), Source::kOutput, 0, n0 * y_image);
+      std::unordered_map<int, memory> args = p.args;
+      if (p.x_reorder) {
+        plan.Add(p.x_reorder, {{DNNL_ARG_FROM, x_user}, {DNNL_ARG_TO, args[DNNL_ARG_SRC]}});
+      } else {
+        args[DNNL_ARG_SRC] = x_user;
+      }
+      if (!p.y_reorder) args[DNNL_ARG_DST] = y_user;
+      const memory y_blocked = p.y_reorder ? args[DNNL_ARG_DST] : memory();
+      plan.Add(p.conv, std::move(args));
+      if (p.y_reorder) plan.Add(p.y_reorder, {{DNNL_ARG_FROM, y_blocked}, {DNNL_ARG_TO, y_user}});
+    }
+    if (chunk < n) plan.NoteImpl("in batch chunks of", std::to_string(chunk));
+    return Status::Ok();
+  }
+
+ private:
+  // ONNX weights [M, C/G, KH, KW]; oneDNN wants [G, M/G, C/G, KH, KW] for grouped convolution
+  // (the same bytes).
+  Dims WeightDims(const Dims& wd) const {
+    if (group_ == 1) return wd;
+    return {group_, wd[0] / group_, wd[1], wd[2], wd[3]};
+  }
+
+  // Cache budget per thread for the blocked intermediate of one batch chunk (a share of L2).
+  static constexpr int64_t kChunkBytesPerThread = int64_t{1} << 20;
+
+  int64_t group_;
+  bool has_bias_;
+  Activation act_;
+  std::optional<ConstWeights> weights_;
+  Tensor bias_;  // empty unless a constant
+};
+
+// ---------------------------------------------------------------------------------------------
+// Gemm / FusedGemm (transA 0, alpha 1, beta 1, C [N] or [1, N]) and 2-D MatMul, as oneDNN
+// matmul: dst[M, N] = src[M, K] x weights[K, N] + bias[1, N].
+
+// The shape of a value as far as the graph knows it; false if unknown.
+bool KnownRank(const graph::Graph& g, int v, std::size_t rank) {
+  const graph::Value& val = g.values[v];
+  if (val.constant) return val.constant->shape().rank() == rank;
+  return val.has_shape && val.dims.size() == rank;
+}
+
+bool SupportsGemm(const graph::Graph& g, const graph::Node& node) {
+  if (node.inputs.size() < 2 || node.inputs.size() > 3 || node.outputs.size() != 1) return false;
+  if (!IsF32(g, node.inputs[0]) || !IsF32(g, node.inputs[1])) return false;
+  for (const char* key : {"transA", "transB"}) {
+    if (node.Has(key) && !AttrIs(node, key, Kind::kInt)) return false;
+  }
+  for (const char* key : {"alpha", "beta"}) {
+    if (node.Has(key) && !AttrIs(node, key, Kind::kFloat)) return false;
+  }
+  // Before opset 7 Gemm broadcast C only on request; before 11 C was required.
+  if (g.opset < 7 || node.Has("broadcast")) return false;
+  const int64_t trans_b = node.GetInt("transB", 0);
+  if (node.GetInt("transA", 0) != 0 || (trans_b != 0 && trans_b != 1)) return false;
+  if (node.GetFloat("alpha", 1.0f) != 1.0f) return false;
+  if (!KnownRank(g, node.inputs[0], 2) || !KnownRank(g, node.inputs[1], 2)) return false;
+  const bool has_c = node.inputs.size() == 3 && node.inputs[2] >= 0;
+  if (!has_c && g.opset < 11) return false;
+  if (has_c) {
+    if (node.GetFloat("beta", 1.0f) != 1.0f || !IsF32(g, node.inputs[2])) return false;
+    // C must be a row vector [N] or [1, N] (checked again at run time when not a constant).
+    const graph::Value& c = g.values[node.inputs[2]];
+    const Dims cd = c.constant ? c.constant->shape().dims() : c.dims;
+    if (!c.constant && !c.has_shape) return false;
+    const bool row = cd.size() == 1 || (cd.size() == 2 && cd[0] == 1);
+    if (!row) return false;
+    // [N] itself, not a [1] broadcast over N (the reference kernel handles that).
+    const graph::Value& b = g.values[node.inputs[1]];
+    const Dims bd = b.constant ? b.constant->shape().dims() : b.dims;
+    const int64_t n = trans_b ? bd[0] : bd[1];
+    if (cd.back() != n && !(cd.back() < 0 || n < 0)) return false;
+  }
+  Activation act;
+  return ParseActivation(node, &act);
+}
+
+bool SupportsMatMul(const graph::Graph& g, const graph::Node& node) {
+  return node.inputs.size() == 2 && node.outputs.size() == 1 && IsF32(g, node.inputs[0]) &&
+         IsF32(g, node.inputs[1]) && KnownRank(g, node.inputs[0], 2) &&
+         KnownRank(g, node.inputs[1], 2);
+}
+
+class MatMulKernel : public OneDnnKernel {
+ public:
+  MatMulKernel(const graph::Graph& g, const graph::Node& node, const BuildOptions& options,
+               bool gemm)
+      : OneDnnKernel(g, node, options, gemm ? "gemm" : "matmul"),
+        trans_b_(gemm && node.GetInt("transB", 0) == 1),
+        has_c_(gemm && node.inputs.size() == 3 && node.inputs[2] >= 0) {
+    if (gemm) ParseActivation(node, &act_);
+    if (const Tensor* b = ConstF32(g, node.inputs[1])) {
+      weights_.emplace(*b, UserWeights(b->shape().dims()));
+    }
+    if (has_c_) {
+      if (const Tensor* c = ConstF32(g, node.inputs[2])) bias_ = *c;
+    }
+  }
+
+ protected:
+  Status MakePlan(std::span<const Dims* const> shapes, Plan& plan) const override {
+    const Dims& ad = *shapes[0];
+    const Dims& bd = *shapes[1];
+    if (ad.size() != 2 || bd.size() != 2) {
+      return InvalidArgument(node_.Describe() + ": inputs " + Shape(ad).ToString() + " and " +
+                             Shape(bd).ToString() + " must both have rank 2");
+    }
+    const int64_t m = ad[0], k = ad[1];
+    const int64_t kb = trans_b_ ? bd[1] : bd[0], n = trans_b_ ? bd[0] : bd[1];
+    if (k != kb) {
+      return InvalidArgument(node_.Describe() + ": inner dimensions differ: A " +
+                             Shape(ad).ToString() + " and B " + Shape(bd).ToString() +
+                             (trans_b_ ? " (transposed)" : ""));
+    }
+    if (has_c_) {
+      const Dims& cd = *shapes[2];
+      const bool row =
+          (cd.size() == 1 && cd[0] == n) || (cd.size() == 2 && cd[0] == 1 && cd[1] == n);
+      // Other broadcastable shapes of C are left to the reference kernel.
+      if (!row) {
+        plan.fallback = true;
+        return Status::Ok();
+      }
+    }
+    plan.outputs = {{m, n}};
+    if (m == 0 || n == 0) return Status::Ok();
+    if (k == 0) {
+      // An empty sum: C (or zeros) plus the activation; rare enough for the reference kernel.
+      plan.fallback = true;
+      return Status::Ok();
+    }
+    const memory::desc a_md = PlainDesc(ad);
+    const memory::desc y_md = PlainDesc({m, n});
+    const memory::desc w_user = UserWeights(bd);
+    const memory::desc c_md = has_c_ ? memory::desc({1, n}, kF32, Tag::ab) : memory::desc();
+    // Constant weights: let oneDNN pick a packed layout (made once by ConstWeights).
+    const memory::desc w_md = weights_ ? memory::desc({k, n}, kF32, Tag::any) : w_user;
+    dnnl::matmul::desc d(a_md, w_md, c_md, y_md);
+    dnnl::matmul::primitive_desc pd(d, MakeAttr(act_), CpuEngine());
+    plan.NoteImpl("", pd.impl_info_str());
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, plan.Bind(a_md, Source::kInput, 0)},
+        {DNNL_ARG_WEIGHTS,
+         weights_ ? weights_->Get(pd.weights_desc()) : plan.Bind(w_user, Source::kInput, 1)},
+        {DNNL_ARG_DST, plan.Bind(y_md, Source::kOutput, 0)}};
+    if (has_c_) {
+      args[DNNL_ARG_BIAS] = bias_.empty()
+                                ? plan.Bind(c_md, Source::kInput, 2)
+                                : memory(c_md, CpuEngine(), const_cast<void*>(bias_.data()));
+    }
+    plan.AddScratchpad(pd.scratchpad_desc(), args);
+    plan.Add(dnnl::matmul(pd), std::move(args));
+    return Status::Ok();
+  }
+
+ private:
+  // B as stored, seen as the [K, N] weights: row-major [K, N], or [N, K] read transposed.
+  memory::desc UserWeights(const Dims& bd) const {
+    if (trans_b_) return memory::desc({bd[1], bd[0]}, kF32, Tag::ba);
+    return memory::desc(bd, kF32, Tag::ab);
+  }
+
+  bool trans_b_;
+  bool has_c_;
+  Activation act_;
+  std::optional<ConstWeights> weights_;
+  Tensor bias_;  // empty unless a constant
+};
+
+template <typename K, typename... Extra>
+StatusOr<std::unique_ptr<NodeKernel>> Make(const graph::Graph& g, const graph::Node& node,
+                                           const BuildOptions& options, Extra... extra) {
+  try {
+    auto kernel = std::make_unique<K>(g, node, options, extra...);
+    RETURN_IF_ERROR(kernel->Prepare(g));
+    return std::unique_ptr<NodeKernel>(std::move(kernel));
+  } catch (...) {
+    return CurrentExceptionStatus(node.Describe());
+  }
+}
+
+StatusOr<std::unique_ptr<NodeKernel>> CompileConv(const graph::Graph& g, const graph::Node& node,
+                                                  const BuildOptions& options) {
+  return Make<ConvKernel>(g, node, options);
+}
+
+StatusOr<std::unique_ptr<NodeKernel>> CompileGemm(const graph::Graph& g, const graph::Node& node,
+                                                  const BuildOptions& options) {
+  return Make<MatMulKernel>(g, node, options, true);
+}
+
+StatusOr<std::unique_ptr<NodeKernel>> CompileMatMul(const graph::Graph& g, const graph::Node& node,
+                                                    const BuildOptions& options) {
+  return Make<MatMulKernel>(g, node, options, false);
+}
+
+// Plain Conv and Gemm carry no activation attributes; SupportsConv/SupportsGemm would accept
+// stray ones as a fused activation, which the reference Conv/Gemm kernels do not apply.
+bool SupportsPlainConv(const graph::Graph& g, const graph::Node& node) {
+  return !node.Has("activation") && SupportsConv(g, node);
+}
+bool SupportsPlainGemm(const graph::Graph& g, const graph::Node& node) {
+  return !node.Has("activation") && SupportsGemm(g, node);
+}
+
+constexpr OpSupport kDenseOps[] = {
+    {"", "Conv", &SupportsPlainConv, &CompileConv},
+    {"larserve", "FusedConv", &SupportsConv, &CompileConv},
+    {"", "Gemm", &SupportsPlainGemm, &CompileGemm},
+    {"larserve", "FusedGemm", &SupportsGemm, &CompileGemm},
+    {"", "MatMul", &SupportsMatMul, &CompileMatMul},
+};
+
+}  // namespace
+
+std::span<const OpSupport> DenseOps() { return kDenseOps; }
+
+}  // namespace larserve::runtime::cpu

@@ -1,0 +1,996 @@
+// The oneDNN ("cpu") backend against the reference backend. Every op and attribute variant the
+// cpu backend takes is built into a small graph, compiled once for "cpu" and once for
+// "reference", and both engines run the same fresh random inputs at several batch sizes
+// (including 1 and non-powers of two); the nodes must really have landed on the cpu backend.
+//
+// Tolerance (float32): |cpu - ref| <= 1e-5 + 1e-4 * |ref|. oneDNN accumulates in float, in a
+// blocked and vectorised order (and split across threads), while the reference accumulates in
+// double in index order; the difference is a few float ulps per accumulated term, well inside
+// 1e-4 relative for the sums here (up to ~1e5 terms of random sign), and 1e-5 absolute covers
+// results that cancel to near zero and oneDNN's polynomial exp/tanh.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "larserve/core/rng.h"
+#include "larserve/graph/graph.h"
+#include "larserve/runtime/backend.h"
+#include "larserve/runtime/engine.h"
+
+namespace larserve::runtime {
+namespace {
+
+using graph::Attribute;
+using graph::Graph;
+using Dims = std::vector<int64_t>;
+using Attrs = std::map<std::string, Attribute>;
+
+constexpr double kRtol = 1e-4;
+constexpr double kAtol = 1e-5;
+
+Attribute Ints(Dims v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+Attribute Int(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kInt;
+  a.i = v;
+  return a;
+}
+Attribute Float(float v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kFloat;
+  a.f = v;
+  return a;
+}
+Attribute Str(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::kString;
+  a.s = std::move(v);
+  return a;
+}
+
+Tensor RandomTensor(const Dims& dims, Rng& rng, float scale = 1.0f, float offset = 0.0f) {
+  Tensor t = *Tensor::Create(DType::kFloat32, Shape(dims));
+  for (float& v : t.Span<float>()) v = offset + static_cast<float>(rng.Normal()) * scale;
+  return t;
+}
+
+Tensor Int64Tensor(const Dims& values) {
+  Tensor t = *Tensor::Create(DType::kInt64, Shape{static_cast<int64_t>(values.size())});
+  for (std::size_t i = 0; i < values.size(); ++i) t.Span<int64_t>()[i] = values[i];
+  return t;
+}
+
+// Builds graphs by hand: inputs with -1 for the batch, constants, nodes, outputs.
+class Builder {
+ public:
+  explicit Builder(int64_t opset = 17, uint64_t seed = 1) : rng_(seed) {
+    g_.name = "cpu_backend_test";
+    g_.opset = opset;
+  }
+  int Input(const std::string& name, Dims dims) {
+    graph::Value v;
+    v.name = name;
+    v.dims = std::move(dims);
+    v.has_shape = true;
+    const int id = g_.AddValue(std::move(v));
+    g_.inputs.push_back(id);
+    return id;
+  }
+  int Const(const std::string& name, Tensor t) {
+    graph::Value v;
+    v.name = name;
+    v.dtype = t.dtype();
+    v.dims = t.shape().dims();
+    v.has_shape = true;
+    v.constant = std::move(t);
+    return g_.AddValue(std::move(v));
+  }
+  int Weights(const std::string& name, const Dims& dims, float scale = 0.5f, float offset = 0.0f) {
+    return Const(name, RandomTensor(dims, rng_, scale, offset));
+  }
+  // A value produced by a node; dims empty = shape unknown.
+  int Tmp(const std::string& name, Dims dims = {}) {
+    graph::Value v;
+    v.name = name;
+    v.has_shape = !dims.empty();
+    v.dims = std::move(dims);
+    return g_.AddValue(std::move(v));
+  }
+  int Node(const std::string& op, std::vector<int> in, Attrs attrs = {}, Dims out_dims = {},
+           const std::string& domain = "") {
+    const int out = Tmp(op + "_" + std::to_string(g_.nodes.size()) + "_out", std::move(out_dims));
+    graph::Node n;
+    n.name = op + "_" + std::to_string(g_.nodes.size());
+    n.op_type = op;
+    n.domain = domain;
+    n.inputs = std::move(in);
+    n.outputs = {out};
+    n.attrs = std::move(attrs);
+    g_.nodes.push_back(std::move(n));
+    g_.values[out].producer = static_cast<int>(g_.nodes.size()) - 1;
+    return out;
+  }
+  void Output(int v) { g_.outputs.push_back(v); }
+  Graph& graph() { return g_; }
+  Rng& rng() { return rng_; }
+
+ private:
+  Graph g_;
+  Rng rng_;
+};
+
+std::unique_ptr<Engine> BuildEngine(const Graph& g, const std::string& backend, int threads = 0) {
+  BuildOptions options;
+  options.backend = backend;
+  options.threads = threads;
+  auto e = Engine::Build(g, options);
+  EXPECT_TRUE(e.ok()) << backend << ": " << e.status().ToString();
+  if (!e.ok()) return nullptr;
+  return std::move(e).value();
+}
+
+int NodesOn(const Engine& e, const std::string& backend) {
+  int n = 0;
+  for (const auto& s : e.segments()) {
+    if (s.backend == backend) n += static_cast<int>(s.nodes.size());
+  }
+  return n;
+}
+
+std::string SegmentsToString(const Engine& e) {
+  std::string out;
+  for (const auto& s : e.segments()) {
+    for (std::size_t k = 0; k < s.nodes.size(); ++k) {
+      out += "  " + s.backend + ": " + s.nodes[k] + "  [" +
+             (k < s.tactics.size() ? s.tactics[k] : "") + "]\n";
+    }
+  }
+  return out;
+}
+
+std::vector<Tensor> RandomInputs(const Engine& e, int64_t batch, Rng& rng, float scale) {
+  std::vector<Tensor> inputs;
+  for (const auto& spec : e.inputs()) {
+    Dims dims = spec.dims;
+    for (int64_t& d : dims) d = d < 0 ? batch : d;
+    inputs.push_back(RandomTensor(dims, rng, scale));
+  }
+  return inputs;
+}
+
+std::vector<Tensor> RunEngine(const Engine& e, const std::vector<Tensor>& inputs,
+                              ExecutionContext* ctx = nullptr) {
+  std::unique_ptr<ExecutionContext> own;
+  if (!ctx) {
+    own = e.CreateContext();
+    ctx = own.get();
+  }
+  std::vector<Tensor> out;
+  Status s = ctx->Run(inputs, &out);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out;
+}
+
+// Number of elements outside the tolerance (the first few are reported).
+int64_t CountMismatches(const Tensor& want, const Tensor& got, const std::string& what) {
+  EXPECT_EQ(got.dtype(), DType::kFloat32) << what;
+  EXPECT_EQ(got.shape(), want.shape()) << what;
+  if (got.shape() != want.shape() || got.dtype() != DType::kFloat32) return 1;
+  int64_t bad = 0;
+  auto w = want.Span<float>();
+  auto g = got.Span<float>();
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double a = w[i], b = g[i];
+    if ((std::isnan(a) && std::isnan(b)) || a == b) continue;
+    if (std::fabs(a - b) <= kAtol + kRtol * std::fabs(a)) continue;
+    if (bad++ < 5) {
+      ADD_FAILURE() << what << ": element " << i << " is " << b << ", reference " << a;
+    }
+  }
+  return bad;
+}
+
+void ExpectOutputsMatch(const std::vector<Tensor>& want, const std::vector<Tensor>& got,
+                        const std::string& what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    EXPECT_EQ(CountMismatches(want[k], got[k], what + " output " + std::to_string(k)), 0);
+  }
+}
+
+struct CheckOptions {
+  std::vector<int64_t> batches = {1, 3, 8};
+  int min_cpu_nodes = -1;  // -1: every node must run on the cpu backend
+  float input_scale = 1.0f;
+  uint64_t seed = 7;
+};
+
+// Builds `g` for both backends, checks the partition, compares outputs at every batch size;
+// returns the cpu engine for further checks.
+std::unique_ptr<Engine> ExpectMatchesReference(const Graph& g, const std::string& what,
+                                               const CheckOptions& opt = {}) {
+  auto cpu = BuildEngine(g, "cpu");
+  auto ref = BuildEngine(g, "reference");
+  if (!cpu || !ref) return nullptr;
+  const int total = static_cast<int>(cpu->graph().nodes.size());
+  if (opt.min_cpu_nodes < 0) {
+    EXPECT_EQ(NodesOn(*cpu, "cpu"), total) << what << ":\n" << SegmentsToString(*cpu);
+  } else {
+    EXPECT_GE(NodesOn(*cpu, "cpu"), opt.min_cpu_nodes) << what << ":\n" << SegmentsToString(*cpu);
+  }
+  Rng rng(opt.seed);
+  auto ctx = cpu->CreateContext();
+  for (int64_t batch : opt.batches) {
+    const auto inputs = RandomInputs(*cpu, batch, rng, opt.input_scale);
+    const auto want = RunEngine(*ref, inputs);
+    const auto got = RunEngine(*cpu, inputs, ctx.get());
+    ExpectOutputsMatch(want, got, what + " (batch " + std::to_string(batch) + ")");
+  }
+  return cpu;
+}
+
+class CpuBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!CpuBackend()) GTEST_SKIP() << "built without oneDNN";
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Conv and FusedConv
+
+struct ConvCase {
+  std::string name;
+  int64_t c, m, h, w, kh, kw;
+  Attrs attrs;
+  bool bias = true;
+};
+
+Graph ConvGraph(const ConvCase& cc, const std::string& op = "Conv", const std::string& domain = "",
+                Attrs extra = {}) {
+  Builder b;
+  const int x = b.Input("x", {-1, cc.c, cc.h, cc.w});
+  const int64_t group = cc.attrs.count("group") ? cc.attrs.at("group").i : 1;
+  const int w = b.Weights("w", {cc.m, cc.c / group, cc.kh, cc.kw});
+  std::vector<int> in = {x, w};
+  if (cc.bias) in.push_back(b.Weights("b", {cc.m}));
+  Attrs attrs = cc.attrs;
+  for (auto& [k, v] : extra) attrs[k] = v;
+  b.Output(b.Node(op, in, attrs, {}, domain));
+  return b.graph();
+}
+
+TEST_F(CpuBackendTest, ConvVariants) {
+  const std::vector<ConvCase> cases = {
+      {"3x3", 3, 8, 10, 10, 3, 3, {}},
+      {"no bias", 3, 8, 10, 10, 3, 3, {}, false},
+      {"kernel_shape attr", 3, 8, 9, 7, 3, 2, {{"kernel_shape", Ints({3, 2})}}},
+      {"stride 2 pads 1",
+       4,
+       16,
+       11,
+       11,
+       3,
+       3,
+       {{"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}},
+      {"asymmetric pads and strides",
+       3,
+       5,
+       9,
+       12,
+       3,
+       3,
+       {{"strides", Ints({1, 2})}, {"pads", Ints({0, 1, 2, 0})}}},
+      {"dilations 2", 3, 8, 12, 12, 3, 3, {{"dilations", Ints({2, 2})}}},
+      {"dilations and pads",
+       2,
+       4,
+       10,
+       10,
+       3,
+       3,
+       {{"dilations", Ints({2, 1})}, {"pads", Ints({2, 1, 2, 1})}}},
+      {"group 2", 4, 6, 8, 8, 3, 3, {{"group", Int(2)}}},
+      {"depthwise", 8, 8, 9, 9, 3, 3, {{"group", Int(8)}, {"pads", Ints({1, 1, 1, 1})}}},
+      {"SAME_UPPER stride 2",
+       3,
+       8,
+       9,
+       10,
+       3,
+       3,
+       {{"auto_pad", Str("SAME_UPPER")}, {"strides", Ints({2, 2})}}},
+      {"SAME_LOWER", 3, 8, 8, 8, 4, 4, {{"auto_pad", Str("SAME_LOWER")}}},
+      {"VALID", 3, 8, 8, 8, 3, 3, {{"auto_pad", Str("VALID")}}},
+      {"1x1", 16, 32, 6, 6, 1, 1, {}},
+      {"1 channel 5x5x48", 1, 48, 20, 20, 5, 5, {}},
+      {"17 to 33 channels", 17, 33, 7, 7, 3, 3, {{"pads", Ints({1, 1, 1, 1})}}},
+  };
+  for (const auto& cc : cases) {
+    SCOPED_TRACE(cc.name);
+    ExpectMatchesReference(ConvGraph(cc), "Conv " + cc.name);
+  }
+}
+
+std::vector<std::pair<std::string, Attrs>> Activations() {
+  const float inf = std::numeric_limits<float>::infinity();
+  return {
+      {"none", {}},
+      {"Relu", {{"activation", Str("Relu")}}},
+      {"LeakyRelu", {{"activation", Str("LeakyRelu")}, {"activation_alpha", Float(0.2f)}}},
+      {"Sigmoid", {{"activation", Str("Sigmoid")}}},
+      {"Tanh", {{"activation", Str("Tanh")}}},
+      {"Clip",
+       {{"activation", Str("Clip")},
+        {"activation_min", Float(-0.5f)},
+        {"activation_max", Float(0.7f)}}},
+      {"Clip min only",
+       {{"activation", Str("Clip")},
+        {"activation_min", Float(0.0f)},
+        {"activation_max", Float(inf)}}},
+  };
+}
+
+TEST_F(CpuBackendTest, FusedConvActivations) {
+  const ConvCase cc = {"fused", 3, 8, 9, 9, 3, 3, {{"pads", Ints({1, 1, 1, 1})}}};
+  for (const auto& [name, attrs] : Activations()) {
+    SCOPED_TRACE(name);
+    ExpectMatchesReference(ConvGraph(cc, "FusedConv", "larserve", attrs), "FusedConv " + name);
+  }
+}
+
+TEST_F(CpuBackendTest, ConvReluIsFusedAndRunsAsOneCpuNode) {
+  Builder b;
+  const int x = b.Input("x", {-1, 2, 8, 8});
+  const int y = b.Node("Conv", {x, b.Weights("w", {4, 2, 3, 3}), b.Weights("b", {4})});
+  b.Output(b.Node("Relu", {y}));
+  auto e = ExpectMatchesReference(b.graph(), "Conv+Relu");
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->graph().nodes.size(), 1u);
+  EXPECT_EQ(e->graph().nodes[0].op_type, "FusedConv");
+}
+
+TEST_F(CpuBackendTest, ConvWithRuntimeWeights) {
+  Builder b;
+  const int x = b.Input("x", {-1, 3, 7, 7});
+  const int w = b.Input("w", {4, 3, 3, 3});
+  const int bias = b.Input("b", {4});
+  b.Output(b.Node("Conv", {x, w, bias}, {{"pads", Ints({1, 1, 1, 1})}}));
+  ExpectMatchesReference(b.graph(), "Conv with weights as inputs");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemm, FusedGemm, MatMul
+
+Graph GemmGraph(int64_t k, int64_t n, bool trans_b, int bias_rank, const std::string& op = "Gemm",
+                Attrs extra = {}) {
+  Builder b;
+  const int a = b.Input("a", {-1, k});
+  const int w = b.Weights("w", trans_b ? Dims{n, k} : Dims{k, n});
+  std::vector<int> in = {a, w};
+  if (bias_rank == 1) in.push_back(b.Weights("c", {n}));
+  if (bias_rank == 2) in.push_back(b.Weights("c", {1, n}));
+  Attrs attrs = std::move(extra);
+  if (trans_b) attrs["transB"] = Int(1);
+  b.Output(b.Node(op, in, attrs, {-1, n}, op == "FusedGemm" ? "larserve" : ""));
+  return b.graph();
+}
+
+TEST_F(CpuBackendTest, GemmVariants) {
+  for (bool trans_b : {false, true}) {
+    for (int bias_rank : {0, 1, 2}) {
+      const std::string what = std::string("Gemm transB=") + (trans_b ? "1" : "0") + " bias rank " +
+                               std::to_string(bias_rank);
+      SCOPED_TRACE(what);
+      ExpectMatchesReference(GemmGraph(37, 19, trans_b, bias_rank), what);
+    }
+  }
+  // Explicit alpha = beta = 1 and transA = 0 are the defaults spelled out.
+  ExpectMatchesReference(
+      GemmGraph(16, 8, false, 1, "Gemm",
+                {{"alpha", Float(1.0f)}, {"beta", Float(1.0f)}, {"transA", Int(0)}}),
+      "Gemm explicit defaults");
+  ExpectMatchesReference(GemmGraph(300, 64, true, 1), "Gemm K=300", {.batches = {1, 5, 64}});
+}
+
+TEST_F(CpuBackendTest, FusedGemmActivations) {
+  for (const auto& [name, attrs] : Activations()) {
+    SCOPED_TRACE(name);
+    ExpectMatchesReference(GemmGraph(24, 10, true, 1, "FusedGemm", attrs), "FusedGemm " + name);
+  }
+}
+
+TEST_F(CpuBackendTest, GemmWithRuntimeOperands) {
+  for (bool trans_b : {false, true}) {
+    Builder b;
+    const int a = b.Input("a", {-1, 12});
+    const int w = b.Input("w", trans_b ? Dims{7, 12} : Dims{12, 7});
+    const int c = b.Input("c", {7});
+    b.Output(b.Node("Gemm", {a, w, c}, {{"transB", Int(trans_b ? 1 : 0)}}));
+    ExpectMatchesReference(b.graph(),
+                           std::string("Gemm runtime B, transB=") + (trans_b ? "1" : "0"));
+  }
+}
+
+TEST_F(CpuBackendTest, MatMul2d) {
+  {
+    // B as an input: stays a MatMul.
+    Builder b;
+    const int a = b.Input("a", {-1, 20});
+    const int w = b.Input("w", {20, 9});
+    b.Output(b.Node("MatMul", {a, w}, {}, {-1, 9}));
+    auto e = ExpectMatchesReference(b.graph(), "MatMul runtime B");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->graph().nodes[0].op_type, "MatMul");
+  }
+  {
+    // Constant B with a bias Add: the optimiser makes a Gemm of it.
+    Builder b;
+    const int a = b.Input("a", {-1, 20});
+    const int y = b.Node("MatMul", {a, b.Weights("w", {20, 9})}, {}, {-1, 9});
+    b.Output(b.Node("Add", {y, b.Weights("c", {9})}, {}, {-1, 9}));
+    ExpectMatchesReference(b.graph(), "MatMul constant B + Add");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pools
+
+TEST_F(CpuBackendTest, PoolVariants) {
+  struct PoolCase {
+    std::string name, op;
+    int64_t h, w;
+    Attrs attrs;
+  };
+  const std::vector<PoolCase> cases = {
+      {"max 2x2 s2", "MaxPool", 8, 8, {{"kernel_shape", Ints({2, 2})}, {"strides", Ints({2, 2})}}},
+      {"max 3x3 pads 1",
+       "MaxPool",
+       7,
+       9,
+       {{"kernel_shape", Ints({3, 3})}, {"pads", Ints({1, 1, 1, 1})}}},
+      {"max asymmetric",
+       "MaxPool",
+       9,
+       8,
+       {{"kernel_shape", Ints({3, 2})}, {"strides", Ints({2, 1})}, {"pads", Ints({0, 1, 2, 0})}}},
+      {"max SAME_UPPER s2",
+       "MaxPool",
+       9,
+       9,
+       {{"kernel_shape", Ints({3, 3})},
+        {"strides", Ints({2, 2})},
+        {"auto_pad", Str("SAME_UPPER")}}},
+      {"max SAME_LOWER",
+       "MaxPool",
+       6,
+       6,
+       {{"kernel_shape", Ints({2, 2})}, {"auto_pad", Str("SAME_LOWER")}}},
+      {"avg 2x2 s2",
+       "AveragePool",
+       8,
+       8,
+       {{"kernel_shape", Ints({2, 2})}, {"strides", Ints({2, 2})}}},
+      {"avg pads exclude",
+       "AveragePool",
+       7,
+       7,
+       {{"kernel_shape", Ints({3, 3})}, {"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}},
+      {"avg pads include",
+       "AveragePool",
+       7,
+       7,
+       {{"kernel_shape", Ints({3, 3})},
+        {"strides", Ints({2, 2})},
+        {"pads", Ints({1, 1, 1, 1})},
+        {"count_include_pad", Int(1)}}},
+      {"avg asymmetric include",
+       "AveragePool",
+       8,
+       9,
+       {{"kernel_shape", Ints({2, 3})},
+        {"pads", Ints({1, 0, 0, 2})},
+        {"count_include_pad", Int(1)}}},
+      {"avg SAME_UPPER",
+       "AveragePool",
+       7,
+       8,
+       {{"kernel_shape", Ints({3, 3})},
+        {"auto_pad", Str("SAME_UPPER")},
+        {"strides", Ints({2, 2})}}},
+      {"avg SAME_LOWER include",
+       "AveragePool",
+       7,
+       8,
+       {{"kernel_shape", Ints({2, 2})},
+        {"auto_pad", Str("SAME_LOWER")},
+        {"count_include_pad", Int(1)}}},
+  };
+  for (const auto& pc : cases) {
+    SCOPED_TRACE(pc.name);
+    Builder b;
+    b.Output(b.Node(pc.op, {b.Input("x", {-1, 3, pc.h, pc.w})}, pc.attrs));
+    ExpectMatchesReference(b.graph(), pc.op + " " + pc.name);
+  }
+}
+
+TEST_F(CpuBackendTest, GlobalAveragePool) {
+  for (const Dims& dims : {Dims{-1, 5, 6, 7}, Dims{-1, 4, 9}, Dims{-1, 3, 2, 3, 4}}) {
+    Builder b;
+    b.Output(b.Node("GlobalAveragePool", {b.Input("x", dims)}));
+    ExpectMatchesReference(b.graph(), "GlobalAveragePool rank " + std::to_string(dims.size()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax, activations
+
+TEST_F(CpuBackendTest, Softmax) {
+  struct SoftmaxCase {
+    int64_t opset;
+    Dims dims;
+    Attrs attrs;
+  };
+  const std::vector<SoftmaxCase> cases = {
+      {13, {-1, 10}, {}},
+      {13, {-1, 4, 6}, {{"axis", Int(1)}}},
+      {13, {-1, 4, 6}, {{"axis", Int(-1)}}},
+      {13, {-1, 3, 4, 5}, {{"axis", Int(0)}}},
+      {11, {-1, 7}, {}},
+      {11, {-1, 4, 6}, {}},                     // coerced to [N, 24]
+      {11, {-1, 4, 6}, {{"axis", Int(2)}}},     // last axis
+      {11, {-1, 3, 4, 5}, {{"axis", Int(2)}}},  // coerced to [N*3, 20]
+  };
+  for (const auto& sc : cases) {
+    const std::string what =
+        "Softmax opset " + std::to_string(sc.opset) + " " + Shape(sc.dims).ToString() +
+        (sc.attrs.count("axis") ? " axis " + std::to_string(sc.attrs.at("axis").i) : "");
+    SCOPED_TRACE(what);
+    Builder b(sc.opset);
+    b.Output(b.Node("Softmax", {b.Input("x", sc.dims)}, sc.attrs));
+    ExpectMatchesReference(b.graph(), what, {.input_scale = 3.0f});
+  }
+}
+
+TEST_F(CpuBackendTest, Activations) {
+  struct ActCase {
+    std::string name, op;
+    Attrs attrs;
+    int64_t opset;
+    std::vector<float> bounds;  // Clip from opset 11: min (and max) as constant inputs
+    bool max_only;
+  };
+  const std::vector<ActCase> cases = {
+      {"Relu", "Relu", {}, 17, {}, false},
+      {"LeakyRelu default", "LeakyRelu", {}, 17, {}, false},
+      {"LeakyRelu 0.3", "LeakyRelu", {{"alpha", Float(0.3f)}}, 17, {}, false},
+      {"Sigmoid", "Sigmoid", {}, 17, {}, false},
+      {"Tanh", "Tanh", {}, 17, {}, false},
+      {"Clip min max", "Clip", {}, 13, {-0.4f, 0.9f}, false},
+      {"Clip min", "Clip", {}, 13, {0.1f}, false},
+      {"Clip max", "Clip", {}, 13, {0.5f}, true},
+      {"Clip none", "Clip", {}, 13, {}, false},
+      {"Clip opset 6", "Clip", {{"min", Float(-1.0f)}, {"max", Float(0.25f)}}, 6, {}, false},
+      {"Clip opset 6 defaults", "Clip", {}, 6, {}, false},
+  };
+  for (const auto& ac : cases) {
+    SCOPED_TRACE(ac.name);
+    Builder b(ac.opset);
+    std::vector<int> in = {b.Input("x", {-1, 3, 5})};
+    if (ac.max_only) {
+      in.push_back(-1);
+      in.push_back(b.Const("max", *Tensor::Create(DType::kFloat32, Shape{})));
+      b.graph().values[in.back()].constant->Span<float>()[0] = ac.bounds[0];
+    } else {
+      for (std::size_t i = 0; i < ac.bounds.size(); ++i) {
+        Tensor t = *Tensor::Create(DType::kFloat32, Shape{});
+        t.Span<float>()[0] = ac.bounds[i];
+        in.push_back(b.Const(i == 0 ? "min" : "max", t));
+      }
+    }
+    b.Output(b.Node(ac.op, in, ac.attrs));
+    ExpectMatchesReference(b.graph(), ac.name, {.input_scale = 3.0f});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary arithmetic with broadcasting
+
+TEST_F(CpuBackendTest, BinaryBroadcasting) {
+  // An operand whose first dim is -1 is a graph input, any other a constant. When neither
+  // operand can be oneDNN's first source (it broadcasts only the second), the node stays on the
+  // reference backend if the declared shapes show it, and otherwise the cpu kernel hands those
+  // calls to the reference kernel.
+  struct BinCase {
+    std::string name, op;
+    Dims a, b;
+    bool on_cpu = true;
+    bool hide_shapes = false;  // A passes through a Relu whose output shape is not declared
+  };
+  const std::vector<BinCase> cases = {
+      {"Add same shape", "Add", {-1, 4, 5}, {-1, 4, 5}},
+      {"Add per channel", "Add", {-1, 3, 4, 5}, {3, 1, 1}},
+      {"Add A broadcast (swapped)", "Add", {1, 5}, {-1, 5}},
+      {"Mul row", "Mul", {-1, 5}, {5}},
+      {"Mul scalar", "Mul", {-1, 2, 3}, {}},
+      {"Mul A broadcast (swapped)", "Mul", {3, 1, 1}, {-1, 3, 4, 4}},
+      {"Sub row", "Sub", {-1, 6}, {6}},
+      {"Sub A broadcast", "Sub", {6}, {-1, 6}, false},
+      {"Div", "Div", {-1, 4}, {4}},
+      {"Add both broadcast", "Add", {-1, 1}, {1, 5}, false},
+      {"Add both broadcast, shapes known at run time", "Add", {-1, 1}, {1, 5}, true, true},
+      {"Sub A broadcast, shapes known at run time", "Sub", {-1, 1}, {1, 5}, true, true},
+  };
+  for (const auto& bc : cases) {
+    SCOPED_TRACE(bc.name);
+    Builder b;
+    auto operand = [&](const std::string& name, const Dims& dims, bool divisor) {
+      if (!dims.empty() && dims[0] == -1) return b.Input(name, dims);
+      // Divisors are kept away from zero.
+      return b.Weights(name, dims, divisor ? 0.2f : 1.0f, divisor ? 1.5f : 0.0f);
+    };
+    int a = operand("a", bc.a, false);
+    if (bc.hide_shapes) a = b.Node("Relu", {a});
+    const int y = operand("b", bc.b, bc.op == "Div");
+    b.Output(b.Node(bc.op, {a, y}));
+    ExpectMatchesReference(b.graph(), bc.name, {.min_cpu_nodes = bc.on_cpu ? -1 : 0});
+    if (!bc.on_cpu) {
+      auto e = BuildEngine(b.graph(), "cpu");
+      ASSERT_TRUE(e);
+      EXPECT_EQ(NodesOn(*e, "cpu"), 0) << SegmentsToString(*e);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concat, BatchNormalization, Transpose, Reshape, Flatten
+
+TEST_F(CpuBackendTest, Concat) {
+  {
+    Builder b;
+    const int x = b.Input("x", {-1, 2, 3});
+    const int y = b.Input("y", {-1, 4, 3});
+    b.Output(b.Node("Concat", {x, y, x}, {{"axis", Int(1)}}));
+    ExpectMatchesReference(b.graph(), "Concat axis 1");
+  }
+  {
+    Builder b;
+    const int x = b.Input("x", {-1, 2, 3});
+    const int y = b.Input("y", {-1, 2, 5});
+    b.Output(b.Node("Concat", {x, y}, {{"axis", Int(-1)}}));
+    ExpectMatchesReference(b.graph(), "Concat axis -1");
+  }
+  {
+    Builder b;
+    const int x = b.Input("x", {-1, 4});
+    const int c = b.Weights("c", {2, 4});
+    b.Output(b.Node("Concat", {x, c}, {{"axis", Int(0)}}));
+    ExpectMatchesReference(b.graph(), "Concat axis 0 with a constant");
+  }
+  {
+    // A zero-sized input contributes nothing.
+    Builder b;
+    const int x = b.Input("x", {-1, 3});
+    const int e = b.Const("empty", *Tensor::Create(DType::kFloat32, Shape{0, 3}));
+    b.Output(b.Node("Concat", {x, e, x}, {{"axis", Int(0)}}));
+    ExpectMatchesReference(b.graph(), "Concat with an empty input");
+  }
+}
+
+TEST_F(CpuBackendTest, BatchNormalization) {
+  for (const Dims& dims : {Dims{-1, 3, 5, 4}, Dims{-1, 6}, Dims{-1, 2, 7}}) {
+    Builder b;
+    const int64_t c = dims[1];
+    const int x = b.Input("x", dims);
+    const int scale = b.Weights("scale", {c});
+    const int bias = b.Weights("bias", {c});
+    const int mean = b.Weights("mean", {c});
+    const int var = b.Weights("var", {c}, 0.2f, 1.0f);
+    b.Output(
+        b.Node("BatchNormalization", {x, scale, bias, mean, var}, {{"epsilon", Float(1e-3f)}}));
+    ExpectMatchesReference(b.graph(), "BatchNormalization " + Shape(dims).ToString());
+  }
+}
+
+TEST_F(CpuBackendTest, Transpose) {
+  for (const Dims& perm : {Dims{0, 2, 3, 1}, Dims{0, 3, 1, 2}, Dims{3, 1, 0, 2}, Dims{}}) {
+    Builder b;
+    Attrs attrs;
+    if (!perm.empty()) attrs["perm"] = Ints(perm);
+    b.Output(b.Node("Transpose", {b.Input("x", {-1, 3, 4, 5})}, attrs));
+    ExpectMatchesReference(b.graph(), "Transpose " + Shape(perm).ToString());
+  }
+}
+
+TEST_F(CpuBackendTest, ReshapeAndFlattenAreViewsInsideAndCopiesAtTheOutput) {
+  {
+    // Relu -> Reshape -> Sigmoid: the Reshape is a view of the Relu's buffer.
+    Builder b;
+    const int x = b.Input("x", {-1, 4, 6});
+    const int r = b.Node("Relu", {x});
+    const int s = b.Node("Reshape", {r, b.Const("shape", Int64Tensor({0, -1}))});
+    b.Output(b.Node("Sigmoid", {s}));
+    auto e = ExpectMatchesReference(b.graph(), "Reshape inside");
+    ASSERT_TRUE(e);
+    EXPECT_NE(SegmentsToString(*e).find("view"), std::string::npos) << SegmentsToString(*e);
+  }
+  {
+    Builder b;
+    const int x = b.Input("x", {-1, 4, 6});
+    b.Output(b.Node("Reshape", {b.Node("Tanh", {x}), b.Const("shape", Int64Tensor({-1, 3, 8}))}));
+    auto e = ExpectMatchesReference(b.graph(), "Reshape as graph output");
+    ASSERT_TRUE(e);
+    EXPECT_NE(SegmentsToString(*e).find("copy"), std::string::npos) << SegmentsToString(*e);
+  }
+  {
+    Builder b(13);
+    const int x = b.Input("x", {-1, 2, 3, 4});
+    const int f = b.Node("Flatten", {b.Node("Relu", {x})}, {{"axis", Int(2)}});
+    b.Output(b.Node("Relu", {f}));
+    ExpectMatchesReference(b.graph(), "Flatten axis 2 inside");
+  }
+  {
+    Builder b(13);
+    b.Output(b.Node("Flatten", {b.Input("x", {-1, 2, 3, 4})}));
+    ExpectMatchesReference(b.graph(), "Flatten as graph output");
+  }
+}
+
+// The caller keeps the outputs of one run while the next runs: they must not share the
+// per-context buffers the cpu backend reuses for intermediate values.
+TEST_F(CpuBackendTest, OutputsSurviveTheNextRun) {
+  Builder b;
+  const int x = b.Input("x", {-1, 8});
+  const int h = b.Node("Relu", {x});
+  const int v = b.Node("Reshape", {h, b.Const("shape", Int64Tensor({0, 2, 4}))});
+  b.Output(b.Node("Reshape", {v, b.Const("shape2", Int64Tensor({0, 8}))}));
+  b.Output(b.Node("Sigmoid", {h}));
+  auto cpu = BuildEngine(b.graph(), "cpu");
+  auto ref = BuildEngine(b.graph(), "reference");
+  ASSERT_TRUE(cpu && ref);
+  Rng rng(3);
+  auto ctx = cpu->CreateContext();
+  const auto in1 = RandomInputs(*cpu, 4, rng, 1.0f);
+  const auto in2 = RandomInputs(*cpu, 4, rng, 1.0f);
+  const auto first = RunEngine(*cpu, in1, ctx.get());
+  const auto second = RunEngine(*cpu, in2, ctx.get());
+  ExpectOutputsMatch(RunEngine(*ref, in1), first, "first run, after the second");
+  ExpectOutputsMatch(RunEngine(*ref, in2), second, "second run");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The production network, batch changes and concurrency
+
+// EmTrackMichelId-shaped: NHWC [N,48,48,1] -> Reshape to NCHW -> FusedConv 5x5x48 relu ->
+// Transpose(0,2,3,1) -> Flatten -> FusedGemm 128 relu -> FusedGemm 32 relu -> Gemm 3 ->
+// Softmax, and FusedGemm 1 sigmoid. Random weights at the scales of make_test_models.py.
+Graph EmTrackMichelGraph(int64_t size = 48, int64_t maps = 48) {
+  Builder b(13, 2026);
+  const int64_t out = size - 4;
+  const int x = b.Input("main_input", {-1, size, size, 1});
+  const int nchw = b.Node("Reshape", {x, b.Const("nchw_shape", Int64Tensor({-1, 1, size, size}))},
+                          {}, {-1, 1, size, size});
+  const Attrs relu = {{"activation", Str("Relu")}};
+  const int conv =
+      b.Node("FusedConv",
+             {nchw, b.Weights("conv_w", {maps, 1, 5, 5}, 0.2f), b.Weights("conv_b", {maps}, 0.05f)},
+             relu, {-1, maps, out, out}, "larserve");
+  const int nhwc =
+      b.Node("Transpose", {conv}, {{"perm", Ints({0, 2, 3, 1})}}, {-1, out, out, maps});
+  const int flat = b.Node("Flatten", {nhwc}, {{"axis", Int(1)}}, {-1, out * out * maps});
+  const int d1 = b.Node(
+      "FusedGemm",
+      {flat, b.Weights("d1_w", {out * out * maps, 128}, 0.005f), b.Weights("d1_b", {128}, 0.05f)},
+      relu, {-1, 128}, "larserve");
+  Attrs relu_t = relu;
+  relu_t["transB"] = Int(1);
+  const int d2 =
+      b.Node("FusedGemm", {d1, b.Weights("d2_w", {32, 128}, 0.1f), b.Weights("d2_b", {32}, 0.05f)},
+             relu_t, {-1, 32}, "larserve");
+  const int em =
+      b.Node("Gemm", {d2, b.Weights("em_w", {3, 32}, 0.3f), b.Weights("em_b", {3}, 0.05f)},
+             {{"transB", Int(1)}}, {-1, 3});
+  b.Output(b.Node("Softmax", {em}, {{"axis", Int(-1)}}, {-1, 3}));
+  b.Output(b.Node("FusedGemm",
+                  {d2, b.Weights("mi_w", {1, 32}, 0.3f), b.Weights("mi_b", {1}, 0.05f)},
+                  {{"activation", Str("Sigmoid")}, {"transB", Int(1)}}, {-1, 1}, "larserve"));
+  return b.graph();
+}
+
+TEST_F(CpuBackendTest, EmTrackMichelIdEndToEnd) {
+  auto e = ExpectMatchesReference(EmTrackMichelGraph(), "EmTrackMichelId", {.batches = {1, 3, 10}});
+  ASSERT_TRUE(e);
+  std::printf("EmTrackMichelId on the cpu backend:\n%s", SegmentsToString(*e).c_str());
+  for (const auto& s : e->segments()) {
+    for (const auto& t : s.tactics) EXPECT_FALSE(t.empty());
+  }
+}
+
+TEST_F(CpuBackendTest, BatchSizeChangesBetweenCalls) {
+  const Graph g = EmTrackMichelGraph(16, 8);
+  auto cpu = BuildEngine(g, "cpu");
+  auto ref = BuildEngine(g, "reference");
+  ASSERT_TRUE(cpu && ref);
+  auto ctx = cpu->CreateContext();
+  Rng rng(11);
+  // More distinct sizes than the per-context plan cache holds, then earlier ones again.
+  for (int64_t batch : {4, 1, 7, 4, 1, 16, 2, 3, 5, 6, 9, 10, 11, 7, 4, 1}) {
+    const auto inputs = RandomInputs(*cpu, batch, rng, 1.0f);
+    ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(*cpu, inputs, ctx.get()),
+                       "batch " + std::to_string(batch));
+  }
+}
+
+TEST_F(CpuBackendTest, TwoContextsInTwoThreads) {
+  const Graph g = EmTrackMichelGraph(24, 16);
+  auto cpu = BuildEngine(g, "cpu", /*threads=*/2);
+  auto ref = BuildEngine(g, "reference");
+  ASSERT_TRUE(cpu && ref);
+  struct Job {
+    std::vector<std::vector<Tensor>> inputs, want;
+  };
+  Rng rng(5);
+  Job jobs[2];
+  for (int t = 0; t < 2; ++t) {
+    for (int64_t batch : {3, 8, 1}) {
+      jobs[t].inputs.push_back(RandomInputs(*cpu, batch + t, rng, 1.0f));
+      jobs[t].want.push_back(RunEngine(*ref, jobs[t].inputs.back()));
+    }
+  }
+  std::atomic<int> mismatches{0}, errors{0};
+  auto work = [&](const Job& job) {
+    auto ctx = cpu->CreateContext();
+    for (int rep = 0; rep < 10; ++rep) {
+      for (std::size_t k = 0; k < job.inputs.size(); ++k) {
+        std::vector<Tensor> out;
+        if (!ctx->Run(job.inputs[k], &out).ok()) {
+          ++errors;
+          continue;
+        }
+        for (std::size_t o = 0; o < out.size(); ++o) {
+          auto w = job.want[k][o].Span<float>();
+          auto g = out[o].Span<float>();
+          if (w.size() != g.size()) {
+            ++mismatches;
+            continue;
+          }
+          for (std::size_t i = 0; i < w.size(); ++i) {
+            if (!(std::fabs(w[i] - g[i]) <= kAtol + kRtol * std::fabs(w[i]))) ++mismatches;
+          }
+        }
+      }
+    }
+  };
+  std::thread t0(work, std::cref(jobs[0]));
+  std::thread t1(work, std::cref(jobs[1]));
+  t0.join();
+  t1.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_F(CpuBackendTest, IntraOpThreadCountsAgree) {
+  const Graph g = EmTrackMichelGraph(20, 8);
+  auto one = BuildEngine(g, "cpu", 1);
+  auto two = BuildEngine(g, "cpu", 2);
+  ASSERT_TRUE(one && two);
+  Rng rng(9);
+  const auto inputs = RandomInputs(*one, 6, rng, 1.0f);
+  ExpectOutputsMatch(RunEngine(*one, inputs), RunEngine(*two, inputs), "threads 1 vs 2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the backend refuses, and errors
+
+TEST_F(CpuBackendTest, UnsupportedVariantsStayOnTheReferenceBackend) {
+  std::vector<std::pair<std::string, Graph>> graphs;
+  graphs.emplace_back("Gemm alpha 2", GemmGraph(8, 4, false, 1, "Gemm", {{"alpha", Float(2.0f)}}));
+  graphs.emplace_back("Gemm beta 0.5", GemmGraph(8, 4, false, 1, "Gemm", {{"beta", Float(0.5f)}}));
+  {
+    Builder b;
+    const int a = b.Input("a", {8, -1});
+    b.Output(b.Node("Gemm", {a, b.Weights("w", {8, 4})}, {{"transA", Int(1)}}));
+    graphs.emplace_back("Gemm transA", b.graph());
+  }
+  {
+    Builder b;
+    b.Output(
+        b.Node("MaxPool", {b.Input("x", {-1, 2, 7, 7})},
+               {{"kernel_shape", Ints({2, 2})}, {"ceil_mode", Int(1)}, {"strides", Ints({2, 2})}}));
+    graphs.emplace_back("MaxPool ceil_mode", b.graph());
+  }
+  {
+    Builder b;
+    b.Output(b.Node("MaxPool", {b.Input("x", {-1, 2, 7, 7})},
+                    {{"kernel_shape", Ints({2, 2})}, {"dilations", Ints({2, 2})}}));
+    graphs.emplace_back("MaxPool dilations", b.graph());
+  }
+  {
+    Builder b;
+    b.Output(b.Node("Conv", {b.Input("x", {-1, 2, 9}), b.Weights("w", {3, 2, 3})}));
+    graphs.emplace_back("Conv 1-D", b.graph());
+  }
+  {
+    Builder b;
+    Tensor lo = *Tensor::Create(DType::kFloat32, Shape{});
+    Tensor hi = *Tensor::Create(DType::kFloat32, Shape{});
+    lo.Span<float>()[0] = 1.0f;
+    hi.Span<float>()[0] = -1.0f;
+    b.Output(b.Node("Clip", {b.Input("x", {-1, 4}), b.Const("lo", lo), b.Const("hi", hi)}));
+    graphs.emplace_back("Clip min > max", b.graph());
+  }
+  {
+    Builder b;
+    b.Output(b.Node("Clip", {b.Input("x", {-1, 4}), b.Input("lo", {})}));
+    graphs.emplace_back("Clip with a bound given at run time", b.graph());
+  }
+  for (auto& [name, g] : graphs) {
+    SCOPED_TRACE(name);
+    auto e = BuildEngine(g, "cpu");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(NodesOn(*e, "cpu"), 0) << SegmentsToString(*e);
+  }
+  // Other precisions are not implemented yet.
+  const Graph g = GemmGraph(8, 4, false, 1);
+  BuildOptions fp16;
+  fp16.backend = "cpu";
+  fp16.precision = Precision::kFp16;
+  EXPECT_FALSE(CpuBackend()->Supports(g, g.nodes[0], fp16));
+  BuildOptions fp32;
+  fp32.backend = "cpu";
+  EXPECT_TRUE(CpuBackend()->Supports(g, g.nodes[0], fp32));
+}
+
+TEST_F(CpuBackendTest, BadShapesAreStatusesNamingTheNode) {
+  const ConvCase cc = {"c", 3, 4, 6, 6, 3, 3, {}};
+  const Graph g = ConvGraph(cc);
+  BuildOptions options;
+  options.backend = "cpu";
+  auto kernel = CpuBackend()->Compile(g, g.nodes[0], options);
+  ASSERT_TRUE(kernel.ok()) << kernel.status().ToString();
+  EXPECT_NE((*kernel)->Describe().find("oneDNN conv"), std::string::npos) << (*kernel)->Describe();
+  auto state = (*kernel)->CreateState();
+  Rng rng(1);
+  for (const Dims& bad : {Dims{2, 5, 6, 6}, Dims{2, 3, 6}, Dims{1, 3, 2, 2}}) {
+    std::vector<Tensor> inputs = {RandomTensor(bad, rng), *g.values[g.nodes[0].inputs[1]].constant,
+                                  *g.values[g.nodes[0].inputs[2]].constant};
+    std::vector<Tensor> outputs;
+    Status s = (*kernel)->Run(inputs, outputs, state.get());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument)
+        << Shape(bad).ToString() << ": " << s.ToString();
+    EXPECT_NE(s.message().find(g.nodes[0].name), std::string::npos) << s.message();
+  }
+  {
+    // A tensor that contradicts the declared dtype is refused, not read as float32.
+    std::vector<Tensor> inputs = {*Tensor::Create(DType::kInt32, Shape{2, 3, 6, 6}),
+                                  *g.values[g.nodes[0].inputs[1]].constant,
+                                  *g.values[g.nodes[0].inputs[2]].constant};
+    std::vector<Tensor> outputs;
+    Status s = (*kernel)->Run(inputs, outputs, state.get());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  }
+  // The kernel still works afterwards, with or without a state.
+  std::vector<Tensor> inputs = {RandomTensor({2, 3, 6, 6}, rng),
+                                *g.values[g.nodes[0].inputs[1]].constant,
+                                *g.values[g.nodes[0].inputs[2]].constant};
+  std::vector<Tensor> with_state, without_state;
+  ASSERT_TRUE((*kernel)->Run(inputs, with_state, state.get()).ok());
+  ASSERT_TRUE((*kernel)->Run(inputs, without_state, nullptr).ok());
+  ASSERT_EQ(with_state.size(), 1u);
+  EXPECT_EQ(CountMismatches(with_state[0], without_state[0], "state vs none"), 0);
+}
+
+}  // namespace
+}  // namespace larserve::runtime
