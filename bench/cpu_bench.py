@@ -133,6 +133,7 @@ def main():
     ap.add_argument("--larserve", default="build/cpu-release/src/apps/larserve")
     ap.add_argument("--json", default="docs/perf/cpu.json")
     ap.add_argument("--skip", default="", help="comma-separated engines to skip")
+    ap.add_argument("--commit", default="", help="commit to record (default: git rev-parse HEAD)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     model_path = os.path.join(tmp, "emtrkmichel_random.onnx")
@@ -141,7 +142,8 @@ def main():
     x = (np.random.default_rng(1).uniform(-10, 30, size=(args.batch, 48, 48, 1)) / 30).astype(np.float32)
     # The ONNX file is built with larserve once here, so that build time is not in the timing.
     skip = set(args.skip.split(",")) if args.skip else set()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                           text=True).stdout.strip()
     rows = []
     print(f"EmTrackMichelId (11.9 M parameters), batch {args.batch}, {args.seconds:.0f} s per point; "
           f"CPU: {cpu_model()} ({os.cpu_count()} cores); commit {commit}")

@@ -320,7 +320,7 @@ Status Engine::SavePlan(const std::string& path) const {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path) {
+StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path, int threads) {
   const std::string where = "plan file '" + path + "'";
   const std::string rebuild = "; rebuild it with `larserve build MODEL.onnx -o " + path + "`";
   std::ifstream in(path, std::ios::binary | std::ios::ate);
@@ -373,7 +373,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path) {
     options.backend = h.at("backend").get<std::string>();
     ASSIGN_OR_RETURN(options.precision, PrecisionFromName(h.at("precision").get<std::string>()));
     options.min_segment_size = h.at("min_segment_size").get<int>();
-    options.threads = h.at("threads").get<int>();
+    options.threads = threads >= 0 ? threads : h.at("threads").get<int>();
   } catch (const nlohmann::json::exception& e) {
     return DataLoss(where + " has an incomplete header (" + e.what() + ")" + rebuild);
   }
@@ -399,7 +399,7 @@ StatusOr<std::unique_ptr<Engine>> LoadModelOrPlan(const std::string& path,
   char magic[sizeof(kPlanMagic)] = {0};
   in.read(magic, sizeof(magic));
   if (in.gcount() == sizeof(magic) && std::memcmp(magic, kPlanMagic, sizeof(magic)) == 0) {
-    return Engine::LoadPlan(path);
+    return Engine::LoadPlan(path, options.threads);
   }
   ASSIGN_OR_RETURN(graph::Graph g, graph::ImportOnnxFile(path));
   return Engine::Build(std::move(g), options, report);

@@ -111,7 +111,9 @@ class Engine {
                                                  BuildReport* report = nullptr);
   // Plan files: versioned and checksummed; a plan from another larserve version, backend or
   // device, or a corrupt one, is refused with the reason and how to rebuild.
-  static StatusOr<std::unique_ptr<Engine>> LoadPlan(const std::string& path);
+  // threads >= 0 replaces the plan's intra-op thread count (a property of the machine that
+  // runs the plan, not of the plan); -1 keeps the one it was built with.
+  static StatusOr<std::unique_ptr<Engine>> LoadPlan(const std::string& path, int threads = -1);
   Status SavePlan(const std::string& path) const;
 
   const std::vector<TensorSpec>& inputs() const { return inputs_; }
@@ -136,7 +138,7 @@ class Engine {
 };
 
 // Reads `path` and makes an Engine: an ONNX model is built with `options`; a plan file is
-// loaded as it is (options ignored). Decided by the file's first bytes.
+// loaded as it was built except for options.threads. Decided by the file's first bytes.
 StatusOr<std::unique_ptr<Engine>> LoadModelOrPlan(const std::string& path,
                                                   const BuildOptions& options,
                                                   BuildReport* report = nullptr);
