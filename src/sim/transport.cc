@@ -256,6 +256,33 @@ void Transporter::LocalDeposit(const Track& track, double energy, Context& ctx) 
   Deposit(track, track.pos, track.pos, energy, dedx, track.t, track.t, ctx);
 }
 
+void Transporter::ContinuousStep(Track& track, double s, double dedx, double xi, double p,
+                                 double beta, Context& ctx) const {
+  Rng& rng = *ctx.rng;
+  const double t_kin = track.ke;
+  // Restricted loss with Moyal fluctuations of width xi; the Moyal mean is mode + xi (gamma_E +
+  // ln 2), so the mean loss stays dedx * s. No step loses more than a delta ray below the cut.
+  const double mean = dedx * s;
+  double de = mean + xi * (lar::SampleMoyal(rng) - 1.2704);
+  de = std::clamp(de, 0.0, std::min(t_kin, mean + config_.transport.delta_cut_mev));
+  if (mean >= t_kin) {  // stops inside this step: shorten it to the remaining range
+    s = s * t_kin / mean;
+    de = t_kin;
+  }
+  double end[3];
+  for (int i = 0; i < 3; ++i) end[i] = track.pos[i] + s * track.dir[i];
+  const double t1 = track.t + s / (beta * lar::kSpeedOfLightCmPerNs);
+  Deposit(track, track.pos, end, de, de / std::max(s, 1e-6), track.t, t1, ctx);
+  for (int i = 0; i < 3; ++i) track.pos[i] = end[i];
+  track.t = t1;
+  track.ke -= de;
+  const double theta0 = lar::HighlandTheta0(p, beta, s, density_);
+  if (theta0 > 0) {
+    const double tx = rng.Normal() * theta0, ty = rng.Normal() * theta0;
+    RotateUz(track.dir, std::cos(std::min(kPi, std::sqrt(tx * tx + ty * ty))), std::atan2(ty, tx));
+  }
+}
+
 void Transporter::TransportCharged(Track& track, Context& ctx) const {
   Rng& rng = *ctx.rng;
   const auto& tc = config_.transport;
@@ -284,27 +311,8 @@ void Transporter::TransportCharged(Track& track, Context& ctx) const {
     const double s_loss = std::max(0.2 * t_kin / dedx, 0.02);
     double s = std::min({max_step, s_int, s_loss});
     const bool interact = s == s_int;
-    // Restricted loss with Moyal fluctuations; the Moyal mean is mode + xi (gamma_E + ln 2).
     const double xi = 0.5 * lar::kK * lar::kZoverA * density_ * s / (beta * beta);
-    const double mean = dedx * s;
-    double de = mean + xi * (lar::SampleMoyal(rng) - 1.2704);
-    de = std::clamp(de, 0.0, std::min(t_kin, mean + tc.delta_cut_mev));
-    if (mean >= t_kin) {  // stops inside this step: shorten it to the remaining range
-      s = s * t_kin / mean;
-      de = t_kin;
-    }
-    double end[3];
-    for (int i = 0; i < 3; ++i) end[i] = track.pos[i] + s * track.dir[i];
-    const double t1 = track.t + s / (beta * lar::kSpeedOfLightCmPerNs);
-    Deposit(track, track.pos, end, de, de / std::max(s, 1e-6), track.t, t1, ctx);
-    for (int i = 0; i < 3; ++i) track.pos[i] = end[i];
-    track.t = t1;
-    track.ke -= de;
-    const double theta0 = lar::HighlandTheta0(p, beta, s, density_);
-    if (theta0 > 0) {
-      const double tx = rng.Normal() * theta0, ty = rng.Normal() * theta0;
-      RotateUz(track.dir, std::cos(std::sqrt(tx * tx + ty * ty)), std::atan2(ty, tx));
-    }
+    ContinuousStep(track, s, dedx, xi, p, beta, ctx);
     if (!interact || track.ke <= tc.hadron_cut_mev) continue;
     if (rng.Uniform() * rate < delta_rate) {
       double td = lar::SampleDeltaEnergy(mass, track.ke, tc.delta_cut_mev, rng);
@@ -468,27 +476,7 @@ void Transporter::TransportElectron(Track& track, Context& ctx) const {
     const double s_loss = std::max(0.2 * t_kin / dedx, 0.01);
     double s = std::min({max_step, s_int, s_loss});
     const bool interact = s == s_int;
-    const double xi = kfac * s;
-    const double mean = dedx * s;
-    double de = mean + xi * (lar::SampleMoyal(rng) - 1.2704);
-    de = std::clamp(de, 0.0, std::min(t_kin, mean + tc.delta_cut_mev));
-    if (mean >= t_kin) {
-      s = s * t_kin / mean;
-      de = t_kin;
-    }
-    double end[3];
-    for (int i = 0; i < 3; ++i) end[i] = track.pos[i] + s * track.dir[i];
-    const double t1 = track.t + s / (beta * lar::kSpeedOfLightCmPerNs);
-    Deposit(track, track.pos, end, de, de / std::max(s, 1e-6), track.t, t1, ctx);
-    for (int i = 0; i < 3; ++i) track.pos[i] = end[i];
-    track.t = t1;
-    track.ke -= de;
-    const double theta0 = lar::HighlandTheta0(p, beta, s, density_);
-    if (theta0 > 0) {
-      const double tx = rng.Normal() * theta0, ty = rng.Normal() * theta0;
-      RotateUz(track.dir, std::cos(std::min(kPi, std::sqrt(tx * tx + ty * ty))),
-               std::atan2(ty, tx));
-    }
+    ContinuousStep(track, s, dedx, kfac * s, p, beta, ctx);
     if (!interact || track.ke <= tc.electron_cut_mev) continue;
     double d[3] = {track.dir[0], track.dir[1], track.dir[2]};
     if (rng.Uniform() * rate < brems_rate) {

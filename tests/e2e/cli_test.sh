@@ -5,25 +5,7 @@ set -u
 LARSERVE="$1"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-pass=0
-fail=0
-
-ok() { echo "ok: $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL: $1"; fail=$((fail + 1)); }
-
-# expect_error NAME PATTERN CMD...: the command must exit 1-127 (an error, not a signal) and
-# print PATTERN on stderr.
-expect_error() {
-  local name="$1" pattern="$2"
-  shift 2
-  "$@" >"$WORK/out" 2>"$WORK/err"
-  local rc=$?
-  if [[ $rc -ge 1 && $rc -lt 128 ]] && grep -qiE "$pattern" "$WORK/err"; then
-    ok "$name"
-  else
-    bad "$name (exit $rc): $(head -c 400 "$WORK/err")"
-  fi
-}
+source "$(dirname "$0")/lib.sh"
 
 # Happy path: simulate, summary as JSON, display both modes.
 if "$LARSERVE" sim --events 2 --seed 3 -o "$WORK/ev.h5" --json >"$WORK/sim.json" 2>"$WORK/err" &&
@@ -75,5 +57,4 @@ expect_error "bad plane" "plane" "$LARSERVE" display "$WORK/ev.h5" --plane X -o 
 expect_error "bad window" "channel|window|range" "$LARSERVE" display "$WORK/ev.h5" --channels 900:2000 -o "$WORK/x.png"
 expect_error "bad window syntax" "LO:HI" "$LARSERVE" display "$WORK/ev.h5" --ticks 5-9 -o "$WORK/x.png"
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -10,21 +10,7 @@ COMPARE="$3"
 SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-pass=0
-fail=0
-ok() { echo "ok: $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL: $1"; fail=$((fail + 1)); }
-expect_error() {
-  local name="$1" pattern="$2"
-  shift 2
-  "$@" >"$WORK/out" 2>"$WORK/err"
-  local rc=$?
-  if [[ $rc -ge 1 && $rc -lt 128 ]] && grep -qiE "$pattern" "$WORK/err"; then
-    ok "$name"
-  else
-    bad "$name (exit $rc): $(head -c 400 "$WORK/err")"
-  fi
-}
+source "$(dirname "$0")/lib.sh"
 
 "$PYTHON" "$SRC/python/make_test_models.py" "$WORK" || { echo "FAIL: cannot generate the test model"; exit 1; }
 MODEL="$WORK/emtrkmichel_random.onnx"
@@ -65,5 +51,4 @@ expect_error "unknown backend" "unknown backend" "$LARSERVE" build "$MODEL" -o "
 expect_error "unknown precision" "unknown precision" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --precision fp8
 expect_error "missing model" "cannot open" "$LARSERVE" exec "$WORK/none.onnx"
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

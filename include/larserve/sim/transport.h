@@ -33,6 +33,10 @@ class Transporter {
   struct Track;
   struct Context;
   void TransportCharged(Track& track, Context& ctx) const;
+  // One condensed-history step of length s: fluctuating energy loss, charge deposits along
+  // the step, multiple scattering at its end. s shrinks if the particle stops inside it.
+  void ContinuousStep(Track& track, double s, double dedx, double xi, double p, double beta,
+                      Context& ctx) const;
   void TransportElectron(Track& track, Context& ctx) const;
   void TransportPhoton(Track& track, Context& ctx) const;
   void AtRest(const Track& track, Context& ctx) const;
