@@ -305,8 +305,7 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
   cmd->add_option("-o,--output", a->output, "plan file to write")->required();
   cmd->add_option("--backend", a->backend,
                   "backend: reference (plain loops; optimised backends follow)");
-  cmd->add_option("--precision", a->precision,
-                  "fp32 (the reference backend computes in fp32 only)");
+  cmd->add_option("--precision", a->precision, "fp32 or bf16 (cpu backend)");
   cmd->add_option("--min-segment-size", a->min_segment_size,
                   "shorter runs of nodes the backend supports stay on the reference backend")
       ->check(CLI::Range(1, 1000000));
@@ -337,7 +336,8 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
       ->check(CLI::Range(0, 100000));
   cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference or cpu");
-  cmd->add_option("--precision", a->precision, "precision when building from ONNX: fp32");
+  cmd->add_option("--precision", a->precision,
+                  "precision when building from ONNX: fp32 or bf16 (cpu backend)");
   cmd->add_option("--seed", a->seed, "seed of the random inputs");
   cmd->add_flag("--profile", a->profile, "per-layer timing (first thread)");
   cmd->add_flag("--json", a->json, "print the results as JSON");

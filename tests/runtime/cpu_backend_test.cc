@@ -10,6 +10,7 @@
 // results that cancel to near zero and oneDNN's polynomial exp/tanh.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
@@ -892,6 +893,142 @@ TEST_F(CpuBackendTest, IntraOpThreadCountsAgree) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// BF16 builds: Conv/FusedConv and Gemm/FusedGemm/MatMul take bf16 source and weights (8
+// mantissa bits, relative rounding error 2^-9 per operand) with f32 accumulation, bias and
+// output; every other op stays fp32. Against the fp32 reference on outputs of order 1, each
+// element must lie within 2e-2 + 2e-2 * |ref|, and the mean absolute error of every output
+// must stay below 5e-3, so that a few lucky elements cannot hide a broken kernel.
+
+constexpr double kBf16Rtol = 2e-2;
+constexpr double kBf16Atol = 2e-2;
+constexpr double kBf16MeanAbs = 5e-3;
+
+// A small conv + gemm graph with a MatMul whose weights arrive at run time (converted to bf16
+// inside the kernel): [N,3,8,8] -> FusedConv 3x3x8 relu -> Flatten -> FusedGemm 16 relu
+// (transB) -> MatMul by the input w [16,5].
+Graph ConvGemmGraph() {
+  Builder b(17, 4242);
+  const int x = b.Input("x", {-1, 3, 8, 8});
+  const Attrs relu = {{"activation", Str("Relu")}};
+  const int conv = b.Node(
+      "FusedConv", {x, b.Weights("conv_w", {8, 3, 3, 3}, 0.2f), b.Weights("conv_b", {8}, 0.05f)},
+      relu, {-1, 8, 6, 6}, "larserve");
+  const int flat = b.Node("Flatten", {conv}, {{"axis", Int(1)}}, {-1, 8 * 6 * 6});
+  Attrs relu_t = relu;
+  relu_t["transB"] = Int(1);
+  const int d = b.Node(
+      "FusedGemm", {flat, b.Weights("d_w", {16, 8 * 6 * 6}, 0.02f), b.Weights("d_b", {16}, 0.05f)},
+      relu_t, {-1, 16}, "larserve");
+  b.Output(b.Node("MatMul", {d, b.Input("w", {16, 5})}, {}, {-1, 5}));
+  return b.graph();
+}
+
+// Builds `g` for the cpu backend in bf16 and compares with the fp32 reference; returns the
+// cpu engine.
+std::unique_ptr<Engine> ExpectBf16MatchesReference(const Graph& g, const std::string& what,
+                                                   const std::vector<int64_t>& batches) {
+  BuildOptions options;
+  options.backend = "cpu";
+  options.precision = Precision::kBf16;
+  auto built = Engine::Build(g, options);
+  EXPECT_TRUE(built.ok()) << what << ": " << built.status().ToString();
+  if (!built.ok()) return nullptr;
+  std::unique_ptr<Engine> cpu = std::move(built).value();
+  auto ref = BuildEngine(g, "reference");
+  if (!ref) return nullptr;
+  EXPECT_EQ(NodesOn(*cpu, "cpu"), static_cast<int>(cpu->graph().nodes.size()))
+      << what << ":\n"
+      << SegmentsToString(*cpu);
+  std::printf("%s in bf16 on the cpu backend:\n%s", what.c_str(), SegmentsToString(*cpu).c_str());
+  Rng rng(31);
+  auto ctx = cpu->CreateContext();
+  for (int64_t batch : batches) {
+    const auto inputs = RandomInputs(*cpu, batch, rng, 1.0f);
+    const auto want = RunEngine(*ref, inputs);
+    const auto got = RunEngine(*cpu, inputs, ctx.get());
+    EXPECT_EQ(want.size(), got.size()) << what;
+    for (std::size_t k = 0; k < std::min(want.size(), got.size()); ++k) {
+      const std::string where =
+          what + " (batch " + std::to_string(batch) + ") output " + std::to_string(k);
+      EXPECT_EQ(got[k].dtype(), DType::kFloat32) << where;
+      EXPECT_EQ(got[k].shape(), want[k].shape()) << where;
+      if (got[k].dtype() != DType::kFloat32 || got[k].shape() != want[k].shape()) continue;
+      auto w = want[k].Span<float>();
+      auto o = got[k].Span<float>();
+      double sum_abs = 0, max_abs = 0, max_ref = 0;
+      int64_t bad = 0;
+      for (std::size_t i = 0; i < w.size(); ++i) {
+        const double err = std::fabs(static_cast<double>(o[i]) - w[i]);
+        sum_abs += err;
+        max_abs = std::max(max_abs, err);
+        max_ref = std::max(max_ref, std::fabs(static_cast<double>(w[i])));
+        if (!(err <= kBf16Atol + kBf16Rtol * std::fabs(w[i])) && bad++ < 5) {
+          ADD_FAILURE() << where << ": element " << i << " is " << o[i] << ", reference " << w[i];
+        }
+      }
+      EXPECT_EQ(bad, 0) << where;
+      const double mean_abs = w.empty() ? 0.0 : sum_abs / static_cast<double>(w.size());
+      EXPECT_LT(mean_abs, kBf16MeanAbs) << where;
+      // The tolerances are only meaningful on outputs of order 1.
+      EXPECT_GT(max_ref, 0.1) << where;
+      EXPECT_LT(max_ref, 50.0) << where;
+      std::printf("  %s: mean |err| %.2e, max |err| %.2e, max |ref| %.2f\n", where.c_str(),
+                  mean_abs, max_abs, max_ref);
+    }
+  }
+  return cpu;
+}
+
+// Whether the dense kernels of a bf16 build really run bf16 (false: the CPU lacks it, and they
+// must say so); every dense tactic must state its precision either way.
+bool DenseTacticsSayBf16(const Engine& e) {
+  bool all_bf16 = true;
+  for (const auto& s : e.segments()) {
+    for (std::size_t k = 0; k < s.nodes.size() && k < s.tactics.size(); ++k) {
+      const std::string& t = s.tactics[k];
+      const bool dense =
+          t.find("oneDNN conv") == 0 || t.find("oneDNN gemm") == 0 || t.find("oneDNN matmul") == 0;
+      if (!dense) {
+        EXPECT_EQ(t.find("bf16"), std::string::npos) << s.nodes[k] << ": " << t;
+        continue;
+      }
+      const bool bf16 = t.size() >= 5 && t.compare(t.size() - 5, 5, " bf16") == 0;
+      const bool no_bf16 = t.find("fp32 (no bf16 on this CPU)") != std::string::npos;
+      EXPECT_TRUE(bf16 || no_bf16) << s.nodes[k] << ": " << t;
+      all_bf16 = all_bf16 && bf16;
+    }
+  }
+  return all_bf16;
+}
+
+TEST_F(CpuBackendTest, Bf16ConvGemmMatMulMatchesFp32Reference) {
+  auto e = ExpectBf16MatchesReference(ConvGemmGraph(), "conv+gemm+matmul", {1, 3, 17});
+  ASSERT_TRUE(e);
+  if (!DenseTacticsSayBf16(*e)) GTEST_SKIP() << "no bf16 on this CPU: the dense ops ran fp32";
+}
+
+TEST_F(CpuBackendTest, Bf16EmTrackMichelIdMatchesFp32Reference) {
+  auto e = ExpectBf16MatchesReference(EmTrackMichelGraph(), "EmTrackMichelId", {1, 3, 10});
+  ASSERT_TRUE(e);
+  if (!DenseTacticsSayBf16(*e)) GTEST_SKIP() << "no bf16 on this CPU: the dense ops ran fp32";
+  // bf16 really ran: the outputs are not bit-identical to an fp32 build of the cpu backend.
+  auto fp32 = BuildEngine(EmTrackMichelGraph(), "cpu");
+  ASSERT_TRUE(fp32);
+  Rng rng(3);
+  const auto inputs = RandomInputs(*e, 8, rng, 1.0f);
+  const auto a = RunEngine(*fp32, inputs);
+  const auto b = RunEngine(*e, inputs);
+  ASSERT_EQ(a.size(), b.size());
+  bool differs = false;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    auto x = a[k].Span<float>();
+    auto y = b[k].Span<float>();
+    for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) differs = differs || x[i] != y[i];
+  }
+  EXPECT_TRUE(differs);
+}
+
+// ---------------------------------------------------------------------------------------------
 // What the backend refuses, and errors
 
 TEST_F(CpuBackendTest, UnsupportedVariantsStayOnTheReferenceBackend) {
@@ -948,6 +1085,10 @@ TEST_F(CpuBackendTest, UnsupportedVariantsStayOnTheReferenceBackend) {
   fp16.backend = "cpu";
   fp16.precision = Precision::kFp16;
   EXPECT_FALSE(CpuBackend()->Supports(g, g.nodes[0], fp16));
+  BuildOptions bf16;
+  bf16.backend = "cpu";
+  bf16.precision = Precision::kBf16;
+  EXPECT_TRUE(CpuBackend()->Supports(g, g.nodes[0], bf16));
   BuildOptions fp32;
   fp32.backend = "cpu";
   EXPECT_TRUE(CpuBackend()->Supports(g, g.nodes[0], fp32));

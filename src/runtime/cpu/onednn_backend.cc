@@ -1,4 +1,5 @@
-// The "cpu" backend: oneDNN primitives for the ops listed in onednn_kernels.h, in float32.
+// The "cpu" backend: oneDNN primitives for the ops listed in onednn_kernels.h, in float32
+// (bf16 for the dense ops of bf16 builds, see onednn_dense.cc).
 // Nodes it does not take run on the reference backend (Engine partitions the graph).
 #include <string_view>
 
@@ -25,8 +26,10 @@ class OneDnnBackend : public Backend {
 
   bool Supports(const graph::Graph& g, const graph::Node& node,
                 const BuildOptions& options) const override {
-    // Reduced precisions (bf16, int8) are not implemented yet: such builds stay on reference.
-    if (options.precision != Precision::kFp32) return false;
+    // fp32 and bf16 (Conv/Gemm/MatMul in bf16 where the CPU has it, every other op in fp32, as
+    // TensorRT picks a precision per layer); other reduced precisions are not implemented.
+    if (options.precision != Precision::kFp32 && options.precision != Precision::kBf16)
+      return false;
     const OpSupport* op = FindOp(node);
     if (!op) return false;
     for (int v : node.inputs) {

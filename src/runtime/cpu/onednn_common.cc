@@ -19,6 +19,11 @@ const dnnl::engine& CpuEngine() {
   return engine;
 }
 
+bool CpuHasBf16() {
+  const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & want) == want;
+}
+
 int ResolveThreads(int threads) {
   if (threads > 0) return threads;
 #if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP

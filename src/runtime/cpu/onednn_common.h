@@ -46,6 +46,10 @@ using Dims = std::vector<int64_t>;
 // The process-wide oneDNN CPU engine, created on first use. Throws dnnl::error.
 const dnnl::engine& CpuEngine();
 
+// Whether oneDNN may use native bf16 instructions here (avx512_core_bf16 or better, as
+// limited by ONEDNN_MAX_CPU_ISA). Without them bf16 builds run the dense ops in fp32.
+bool CpuHasBf16();
+
 // Intra-op threads for BuildOptions::threads (0 = every core).
 int ResolveThreads(int threads);
 
@@ -182,7 +186,9 @@ class OneDnnKernel : public NodeKernel {
   Status Run(std::span<const Tensor> inputs, std::vector<Tensor>& outputs,
              KernelState* state) const final;
   std::unique_ptr<KernelState> CreateState() const final { return std::make_unique<OneDnnState>(); }
-  std::string Describe() const final { return tactic_; }
+  std::string Describe() const final {
+    return precision_note_.empty() ? tactic_ : tactic_ + " " + precision_note_;
+  }
 
   // Plans once for the input shapes the graph declares (the batch taken as
   // kRepresentativeBatch): creates the primitives (warming oneDNN's primitive cache), packs
@@ -202,6 +208,9 @@ class OneDnnKernel : public NodeKernel {
   int64_t opset_;
   int threads_;
   std::vector<bool> graph_output_;  // per node output
+  // Appended to the tactic: the compute precision of kernels that honour BuildOptions::precision
+  // ("bf16", or why they run fp32); empty for kernels that always run fp32.
+  std::string precision_note_;
 
  private:
   Status Execute(std::span<const Tensor> inputs, std::vector<Tensor>& outputs, OneDnnState& state,

@@ -1,6 +1,9 @@
 // oneDNN kernels of the compute-heavy ops: Conv / FusedConv (convolution_forward) and Gemm /
 // FusedGemm / MatMul (matmul), with the fused activation as an eltwise post-op and constant
-// weights packed once per kernel into the layout the chosen implementation wants.
+// weights packed once per kernel into the layout the chosen implementation wants. In bf16 builds
+// (on CPUs with native bf16) source and weights are bf16: the f32 input is converted by a
+// reorder into a per-context workspace, weights are packed once as bf16; accumulation, bias and
+// output stay f32.
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -17,6 +20,17 @@ using Kind = graph::Attribute::Kind;
 using Tag = memory::format_tag;
 
 constexpr auto kF32 = memory::data_type::f32;
+constexpr auto kBf16 = memory::data_type::bf16;
+
+// Whether a dense kernel computes in bf16 (source and weights bf16, f32 accumulation, bias and
+// output), and the note its tactic carries about it.
+bool UseBf16(const BuildOptions& options) {
+  return options.precision == Precision::kBf16 && CpuHasBf16();
+}
+std::string PrecisionNote(const BuildOptions& options) {
+  if (options.precision != Precision::kBf16) return "";
+  return UseBf16(options) ? "bf16" : "fp32 (no bf16 on this CPU)";
+}
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -58,7 +72,9 @@ class ConvKernel : public OneDnnKernel {
   ConvKernel(const graph::Graph& g, const graph::Node& node, const BuildOptions& options)
       : OneDnnKernel(g, node, options, "conv"),
         group_(node.GetInt("group", 1)),
-        has_bias_(node.inputs.size() == 3 && node.inputs[2] >= 0) {
+        has_bias_(node.inputs.size() == 3 && node.inputs[2] >= 0),
+        bf16_(UseBf16(options)) {
+    precision_note_ = PrecisionNote(options);
     ParseActivation(node, &act_);
     if (const Tensor* w = ConstF32(g, node.inputs[1])) {
       const Dims wd = w->shape().dims();
@@ -101,12 +117,17 @@ class ConvKernel : public OneDnnKernel {
     const memory::desc b_md = has_bias_ ? memory::desc({m}, kF32, Tag::a) : memory::desc();
     const dnnl::primitive_attr attr = MakeAttr(act_);
     using Pd = dnnl::convolution_forward::primitive_desc;
+    // Source and weights in `dt` (bf16 or f32); bias and output always f32. A bf16 source is
+    // converted from the f32 input by the src reorder below.
+    memory::data_type dt = bf16_ ? kBf16 : kF32;
     auto make_pd = [&](int64_t batch, bool blocked) {
       const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
+      const memory::desc x_md = blocked      ? memory::desc(x, dt, Tag::any)
+                                : dt == kF32 ? PlainDesc(x)
+                                             : memory::desc(x, dt, Tag::nchw);
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                        dnnl::algorithm::convolution_direct,
-                                        blocked ? memory::desc(x, kF32, Tag::any) : PlainDesc(x),
-                                        memory::desc(WeightDims(wd), kF32, Tag::any), b_md,
+                                        dnnl::algorithm::convolution_direct, x_md,
+                                        memory::desc(WeightDims(wd), dt, Tag::any), b_md,
                                         blocked ? memory::desc(y, kF32, Tag::any) : PlainDesc(y),
                                         w.strides, dil, w.pad_l, w.pad_r);
       return Pd(d, attr, CpuEngine(), true);
@@ -114,19 +135,31 @@ class ConvKernel : public OneDnnKernel {
     // Layouts chosen by oneDNN (format `any`) give the fast implementations (blocked or
     // brgemm); plain NCHW is the fallback when those would leave only the reference kernel.
     bool blocked = true;
-    Pd pd = make_pd(n, true);
-    if (!pd || StartsWith(pd.impl_info_str(), "ref")) {
-      Pd plain = make_pd(n, false);
-      if (plain && !StartsWith(plain.impl_info_str(), "ref")) {
-        pd = plain;
-        blocked = false;
+    auto choose = [&]() {
+      blocked = true;
+      Pd best = make_pd(n, true);
+      if (!best || StartsWith(best.impl_info_str(), "ref")) {
+        Pd plain = make_pd(n, false);
+        if (plain && !StartsWith(plain.impl_info_str(), "ref")) {
+          best = plain;
+          blocked = false;
+        }
       }
+      return best;
+    };
+    Pd pd = choose();
+    // bf16 only where oneDNN has an optimised implementation; otherwise this layer runs fp32.
+    const bool bf16_fallback = dt == kBf16 && (!pd || StartsWith(pd.impl_info_str(), "ref"));
+    if (bf16_fallback) {
+      dt = kF32;
+      pd = choose();
     }
     if (!pd) {
       plan.fallback = true;
       return Status::Ok();
     }
     plan.NoteImpl("", pd.impl_info_str());
+    if (bf16_fallback) plan.NoteImpl("", "(no bf16 implementation: fp32)");
     // With reorders to and from blocked layouts, the batch goes through in chunks small enough
     // for the blocked intermediate to stay in the core's L2 cache between the convolution
     // writing it and the reorder reading it, instead of a round trip through DRAM.
@@ -231,6 +264,7 @@ class ConvKernel : public OneDnnKernel {
 
   int64_t group_;
   bool has_bias_;
+  bool bf16_;
   Activation act_;
   std::optional<ConstWeights> weights_;
   Tensor bias_;  // empty unless a constant
@@ -294,10 +328,12 @@ class MatMulKernel : public OneDnnKernel {
                bool gemm)
       : OneDnnKernel(g, node, options, gemm ? "gemm" : "matmul"),
         trans_b_(gemm && node.GetInt("transB", 0) == 1),
-        has_c_(gemm && node.inputs.size() == 3 && node.inputs[2] >= 0) {
+        has_c_(gemm && node.inputs.size() == 3 && node.inputs[2] >= 0),
+        bf16_(UseBf16(options)) {
+    precision_note_ = PrecisionNote(options);
     if (gemm) ParseActivation(node, &act_);
     if (const Tensor* b = ConstF32(g, node.inputs[1])) {
-      weights_.emplace(*b, UserWeights(b->shape().dims()));
+      weights_.emplace(*b, UserWeights(b->shape().dims(), kF32));
     }
     if (has_c_) {
       if (const Tensor* c = ConstF32(g, node.inputs[2])) bias_ = *c;
@@ -338,18 +374,50 @@ class MatMulKernel : public OneDnnKernel {
     }
     const memory::desc a_md = PlainDesc(ad);
     const memory::desc y_md = PlainDesc({m, n});
-    const memory::desc w_user = UserWeights(bd);
+    const memory::desc w_user = UserWeights(bd, kF32);
     const memory::desc c_md = has_c_ ? memory::desc({1, n}, kF32, Tag::ab) : memory::desc();
-    // Constant weights: let oneDNN pick a packed layout (made once by ConstWeights).
-    const memory::desc w_md = weights_ ? memory::desc({k, n}, kF32, Tag::any) : w_user;
-    dnnl::matmul::desc d(a_md, w_md, c_md, y_md);
-    dnnl::matmul::primitive_desc pd(d, MakeAttr(act_), CpuEngine());
+    const dnnl::primitive_attr attr = MakeAttr(act_);
+    // Source and weights in `dt` (bf16 or f32); bias and output always f32.
+    auto make_pd = [&](memory::data_type dt) {
+      const memory::desc a = dt == kF32 ? a_md : memory::desc(ad, dt, Tag::ab);
+      // Constant weights: let oneDNN pick a packed layout (made once by ConstWeights).
+      const memory::desc w = weights_ ? memory::desc({k, n}, dt, Tag::any) : UserWeights(bd, dt);
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, w, c_md, y_md), attr, CpuEngine(),
+                                          true);
+    };
+    dnnl::matmul::primitive_desc pd;
+    // bf16 only where oneDNN has an optimised implementation; otherwise this layer runs fp32.
+    bool bf16_fallback = false;
+    if (bf16_) {
+      pd = make_pd(kBf16);
+      bf16_fallback = !pd || StartsWith(pd.impl_info_str(), "ref");
+    }
+    if (!bf16_ || bf16_fallback) pd = make_pd(kF32);
+    if (!pd) throw dnnl::error(dnnl_unimplemented, "no matmul implementation");
     plan.NoteImpl("", pd.impl_info_str());
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, plan.Bind(a_md, Source::kInput, 0)},
-        {DNNL_ARG_WEIGHTS,
-         weights_ ? weights_->Get(pd.weights_desc()) : plan.Bind(w_user, Source::kInput, 1)},
-        {DNNL_ARG_DST, plan.Bind(y_md, Source::kOutput, 0)}};
+    if (bf16_fallback) plan.NoteImpl("", "(no bf16 implementation: fp32)");
+    // Inputs in another type or layout than the primitive's are converted into workspaces
+    // (reused by every run of this context) before it runs.
+    memory src = plan.Bind(a_md, Source::kInput, 0);
+    if (pd.src_desc() != a_md) {
+      memory converted = plan.Workspace(pd.src_desc());
+      plan.AddReorder(src, converted, "src reorder");
+      src = converted;
+    }
+    memory weights;
+    if (weights_) {
+      weights = weights_->Get(pd.weights_desc());
+    } else {
+      weights = plan.Bind(w_user, Source::kInput, 1);
+      if (pd.weights_desc() != w_user) {
+        memory converted = plan.Workspace(pd.weights_desc());
+        plan.AddReorder(weights, converted, "weights reorder");
+        weights = converted;
+      }
+    }
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                            {DNNL_ARG_WEIGHTS, weights},
+                                            {DNNL_ARG_DST, plan.Bind(y_md, Source::kOutput, 0)}};
     if (has_c_) {
       args[DNNL_ARG_BIAS] = bias_.empty()
                                 ? plan.Bind(c_md, Source::kInput, 2)
@@ -362,13 +430,14 @@ class MatMulKernel : public OneDnnKernel {
 
  private:
   // B as stored, seen as the [K, N] weights: row-major [K, N], or [N, K] read transposed.
-  memory::desc UserWeights(const Dims& bd) const {
-    if (trans_b_) return memory::desc({bd[1], bd[0]}, kF32, Tag::ba);
-    return memory::desc(bd, kF32, Tag::ab);
+  memory::desc UserWeights(const Dims& bd, memory::data_type dt) const {
+    if (trans_b_) return memory::desc({bd[1], bd[0]}, dt, Tag::ba);
+    return memory::desc(bd, dt, Tag::ab);
   }
 
   bool trans_b_;
   bool has_c_;
+  bool bf16_;
   Activation act_;
   std::optional<ConstWeights> weights_;
   Tensor bias_;  // empty unless a constant
