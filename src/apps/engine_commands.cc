@@ -304,7 +304,7 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
   cmd->add_option("model", a->model, "ONNX model (opsets 11-17)")->required();
   cmd->add_option("-o,--output", a->output, "plan file to write")->required();
   cmd->add_option("--backend", a->backend,
-                  "backend: reference (plain loops; optimised backends follow)");
+                  "backend: reference (plain loops, the ground truth) or cpu (oneDNN)");
   cmd->add_option("--precision", a->precision, "fp32 or bf16 (cpu backend)");
   cmd->add_option("--min-segment-size", a->min_segment_size,
                   "shorter runs of nodes the backend supports stay on the reference backend")
