@@ -11,7 +11,9 @@
 #include "larserve/core/rng.h"
 #include "larserve/core/thread_pool.h"
 #include "larserve/core/timer.h"
+#include "larserve/graph/onnx_import.h"
 #include "larserve/io/npy.h"
+#include "larserve/runtime/calibration.h"
 #include "larserve/runtime/engine.h"
 
 namespace larserve::apps {
@@ -20,6 +22,10 @@ namespace {
 struct BuildArgs {
   std::string model;
   std::string output;
+  std::vector<std::string> calib;  // .npy batches of the model's input
+  std::string calib_cache;
+  std::string calib_method = "entropy";
+  double calib_percentile = 99.99;
   std::string backend = "reference";
   std::string precision = "fp32";
   int min_segment_size = 1;
@@ -62,11 +68,51 @@ StatusOr<runtime::BuildOptions> MakeOptions(const std::string& backend,
   return o;
 }
 
+// INT8 ranges: computed from --calib batches (and written to --calib-cache if given), or read
+// from --calib-cache. Calibration runs the optimised graph in fp32 on the reference backend.
+StatusOr<std::shared_ptr<const runtime::CalibrationTable>> Calibration(const BuildArgs& a,
+                                                                       const graph::Graph& g) {
+  if (a.calib.empty()) {
+    if (a.calib_cache.empty()) {
+      return InvalidArgument(
+          "precision int8 needs calibration data (--calib FILE.npy ...) or a calibration "
+          "cache (--calib-cache FILE)");
+    }
+    ASSIGN_OR_RETURN(runtime::CalibrationTable t, runtime::CalibrationTable::Load(a.calib_cache));
+    return std::make_shared<const runtime::CalibrationTable>(std::move(t));
+  }
+  if (g.inputs.size() != 1) {
+    return Unimplemented("calibration from .npy files supports single-input models; this one has " +
+                         std::to_string(g.inputs.size()) + " inputs");
+  }
+  runtime::CalibrationOptions co;
+  ASSIGN_OR_RETURN(co.method, runtime::CalibrationMethodFromName(a.calib_method));
+  co.percentile = a.calib_percentile;
+  std::vector<std::vector<Tensor>> batches;
+  for (const auto& f : a.calib) {
+    ASSIGN_OR_RETURN(Tensor t, io::ReadNpy(f));
+    batches.push_back({std::move(t)});
+  }
+  ASSIGN_OR_RETURN(runtime::CalibrationTable t, runtime::Calibrate(g, batches, co));
+  if (!a.calib_cache.empty()) RETURN_IF_ERROR(t.Save(a.calib_cache));
+  return std::make_shared<const runtime::CalibrationTable>(std::move(t));
+}
+
 int RunBuild(const BuildArgs& a) {
   auto options = MakeOptions(a.backend, a.precision, a.min_segment_size, 0);
   if (!options.ok()) return Fail("build", options.status().message());
   runtime::BuildReport report;
-  auto engine = runtime::LoadModelOrPlan(a.model, *options, &report);
+  StatusOr<std::unique_ptr<runtime::Engine>> engine = Internal("not built");
+  if (options->precision == runtime::Precision::kInt8) {
+    auto g = graph::ImportOnnxFile(a.model);
+    if (!g.ok()) return Fail("build", g.status().message());
+    auto table = Calibration(a, *g);
+    if (!table.ok()) return Fail("build", table.status().message());
+    options->calibration = *table;
+    engine = runtime::Engine::Build(std::move(g).value(), *options, &report);
+  } else {
+    engine = runtime::LoadModelOrPlan(a.model, *options, &report);
+  }
   if (!engine.ok()) return Fail("build", engine.status().message());
   if (Status s = (*engine)->SavePlan(a.output); !s.ok()) return Fail("build", s.message());
   if (a.json) {
@@ -309,6 +355,17 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
   cmd->add_option("--min-segment-size", a->min_segment_size,
                   "shorter runs of nodes the backend supports stay on the reference backend")
       ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--calib", a->calib,
+                  "int8: calibration batches of the model's input as .npy files (numpy.save), one "
+                  "batch each")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--calib-cache", a->calib_cache,
+                  "int8: calibration cache to write (with --calib) or to read (without)");
+  cmd->add_option("--calib-method", a->calib_method,
+                  "int8: entropy (KL, default), minmax or percentile");
+  cmd->add_option("--calib-percentile", a->calib_percentile,
+                  "int8: percentile for --calib-method percentile")
+      ->check(CLI::Range(0.0, 100.0));
   cmd->add_flag("--verbose,-v", a->verbose,
                 "print every rewrite of every pass and the nodes of every segment");
   cmd->add_flag("--json", a->json, "print the build report as JSON");

@@ -11,6 +11,7 @@
 #include "larserve/graph/onnx_export.h"
 #include "larserve/graph/onnx_import.h"
 #include "larserve/runtime/backend.h"
+#include "larserve/runtime/calibration.h"
 #include "larserve/runtime/memory_planner.h"
 #include "larserve/runtime/reference_executor.h"
 #include "larserve/runtime/reference_kernels.h"
@@ -301,6 +302,10 @@ Status Engine::SavePlan(const std::string& path) const {
   h["precision"] = std::string(PrecisionName(options_.precision));
   h["min_segment_size"] = options_.min_segment_size;
   h["threads"] = options_.threads;
+  if (options_.calibration) {
+    h["calibration"] = {{"method", options_.calibration->method},
+                        {"amax", options_.calibration->amax}};
+  }
   nlohmann::json segs = nlohmann::json::array();
   for (const auto& s : segment_reports_)
     segs.push_back({{"backend", s.backend}, {"nodes", s.nodes}, {"tactics", s.tactics}});
@@ -374,6 +379,12 @@ StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path, int 
     ASSIGN_OR_RETURN(options.precision, PrecisionFromName(h.at("precision").get<std::string>()));
     options.min_segment_size = h.at("min_segment_size").get<int>();
     options.threads = threads >= 0 ? threads : h.at("threads").get<int>();
+    if (h.contains("calibration")) {
+      auto table = std::make_shared<CalibrationTable>();
+      table->method = h["calibration"].at("method").get<std::string>();
+      table->amax = h["calibration"].at("amax").get<std::map<std::string, float>>();
+      options.calibration = std::move(table);
+    }
   } catch (const nlohmann::json::exception& e) {
     return DataLoss(where + " has an incomplete header (" + e.what() + ")" + rebuild);
   }

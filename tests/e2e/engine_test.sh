@@ -33,6 +33,26 @@ else
   bad "plan vs model: $(cat "$WORK/cmp")"
 fi
 
+# INT8: calibrate from .npy batches, write the cache, rebuild from the cache alone.
+"$PYTHON" -c "
+import numpy as np
+for i in range(2):
+    np.save('$WORK/calib%d.npy' % i, (np.random.default_rng(i).uniform(-10, 30, size=(8, 48, 48, 1)) / 30).astype(np.float32))
+"
+if "$LARSERVE" build "$MODEL" -o "$WORK/m8.plan" --backend cpu --precision int8 --calib "$WORK/calib0.npy" \
+  "$WORK/calib1.npy" --calib-cache "$WORK/m.calib" >/dev/null 2>"$WORK/err" &&
+  head -1 "$WORK/m.calib" | grep -q "larserve-calibration 1" &&
+  "$LARSERVE" build "$MODEL" -o "$WORK/m8b.plan" --backend cpu --precision int8 --calib-cache "$WORK/m.calib" \
+    >/dev/null 2>>"$WORK/err" &&
+  "$LARSERVE" exec "$WORK/m8b.plan" --batch 2 --seconds 0.05 --warmup 0 >/dev/null 2>>"$WORK/err"; then
+  ok "int8 build with calibration, cache written and reused, plan runs"
+else
+  bad "int8 calibration: $(cat "$WORK/err")"
+fi
+expect_error "int8 without calibration" "needs calibration" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --precision int8 --backend cpu
+sed -i 's/0x1/0x2/' "$WORK/m.calib"
+expect_error "corrupt calibration cache" "corrupt|checksum" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --precision int8 --backend cpu --calib-cache "$WORK/m.calib"
+
 # Bad files.
 head -c 3000 /dev/urandom >"$WORK/random.onnx"
 expect_error "random bytes as ONNX" "cannot be parsed|not an ONNX" "$LARSERVE" build "$WORK/random.onnx" -o "$WORK/x.plan"

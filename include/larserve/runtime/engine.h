@@ -25,12 +25,17 @@ enum class Precision : uint8_t { kFp32 = 0, kTf32 = 1, kFp16 = 2, kBf16 = 3, kIn
 std::string_view PrecisionName(Precision p);
 StatusOr<Precision> PrecisionFromName(std::string_view name);
 
+struct CalibrationTable;
+
 struct BuildOptions {
   std::string backend =
       "reference";  // "reference" (plain loops) or "cpu" (oneDNN); see BackendNames()
   Precision precision = Precision::kFp32;
   int min_segment_size = 1;  // smaller runs of supported nodes stay on the reference backend
   int threads = 0;           // 0 = all hardware threads
+  // INT8 activation ranges (runtime/calibration.h), keyed by the value names of the optimised
+  // graph; required for precision int8, ignored otherwise. Shared, immutable.
+  std::shared_ptr<const CalibrationTable> calibration;
 };
 
 struct TensorSpec {
