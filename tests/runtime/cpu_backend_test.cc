@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -23,6 +24,7 @@
 #include "larserve/core/rng.h"
 #include "larserve/graph/graph.h"
 #include "larserve/runtime/backend.h"
+#include "larserve/runtime/calibration.h"
 #include "larserve/runtime/engine.h"
 
 namespace larserve::runtime {
@@ -1026,6 +1028,207 @@ TEST_F(CpuBackendTest, Bf16EmTrackMichelIdMatchesFp32Reference) {
     for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) differs = differs || x[i] != y[i];
   }
   EXPECT_TRUE(differs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// INT8 builds: Conv/FusedConv and Gemm/FusedGemm/MatMul with a calibrated input and constant
+// weights take a symmetric per-tensor s8 source (scale amax / 127 from a min-max calibration on
+// data of the test distribution) and symmetric per-output-channel s8 weights, accumulate in
+// s32 and write f32. The rounding error of each operand is up to half a step (1/254 of its
+// range), so a dot product of K terms is off by about sqrt(K) * 1/254 * (typical term) --
+// around a percent of the output range, and errors compound over the layers. Against the fp32
+// reference on outputs of order 1, each element must lie within 5e-2 + 5e-2 * |ref|, and the
+// mean absolute error of every output must stay below 1.5e-2.
+
+constexpr double kInt8Rtol = 5e-2;
+constexpr double kInt8Atol = 5e-2;
+constexpr double kInt8MeanAbs = 1.5e-2;
+
+// A min-max calibration table for `g` (keyed by the optimised graph's value names, which the
+// reference engine inside Calibrate produces with the same passes) on random batches from the
+// distribution RandomInputs uses in the tests: `num_batches` batches of 16. Min-max needs
+// enough samples to see the extremes fresh data will reach.
+std::shared_ptr<const CalibrationTable> CalibrateOnRandom(const Graph& g, uint64_t seed,
+                                                          int num_batches) {
+  auto ref = BuildEngine(g, "reference");
+  if (!ref) return nullptr;
+  Rng rng(seed);
+  std::vector<std::vector<Tensor>> batches;
+  for (int k = 0; k < num_batches; ++k) batches.push_back(RandomInputs(*ref, 16, rng, 1.0f));
+  CalibrationOptions o;
+  o.method = CalibrationMethod::kMinMax;
+  auto table = Calibrate(g, batches, o);
+  EXPECT_TRUE(table.ok()) << table.status().ToString();
+  if (!table.ok()) return nullptr;
+  return std::make_shared<const CalibrationTable>(std::move(table).value());
+}
+
+std::unique_ptr<Engine> BuildInt8(const Graph& g, std::shared_ptr<const CalibrationTable> table,
+                                  int threads = 0) {
+  BuildOptions options;
+  options.backend = "cpu";
+  options.precision = Precision::kInt8;
+  options.calibration = std::move(table);
+  options.threads = threads;
+  auto built = Engine::Build(g, options);
+  EXPECT_TRUE(built.ok()) << built.status().ToString();
+  if (!built.ok()) return nullptr;
+  return std::move(built).value();
+}
+
+// Builds `g` for the cpu backend in int8 with `table` and compares with the fp32 reference on
+// fresh inputs; returns the cpu engine.
+std::unique_ptr<Engine> ExpectInt8MatchesReference(const Graph& g, const std::string& what,
+                                                   std::shared_ptr<const CalibrationTable> table,
+                                                   const std::vector<int64_t>& batches) {
+  std::unique_ptr<Engine> cpu = BuildInt8(g, std::move(table));
+  auto ref = BuildEngine(g, "reference");
+  if (!cpu || !ref) return nullptr;
+  EXPECT_EQ(NodesOn(*cpu, "cpu"), static_cast<int>(cpu->graph().nodes.size()))
+      << what << ":\n"
+      << SegmentsToString(*cpu);
+  std::printf("%s in int8 on the cpu backend:\n%s", what.c_str(), SegmentsToString(*cpu).c_str());
+  Rng rng(97);  // not the calibration data
+  auto ctx = cpu->CreateContext();
+  for (int64_t batch : batches) {
+    const auto inputs = RandomInputs(*cpu, batch, rng, 1.0f);
+    const auto want = RunEngine(*ref, inputs);
+    const auto got = RunEngine(*cpu, inputs, ctx.get());
+    EXPECT_EQ(want.size(), got.size()) << what;
+    for (std::size_t k = 0; k < std::min(want.size(), got.size()); ++k) {
+      const std::string where =
+          what + " (batch " + std::to_string(batch) + ") output " + std::to_string(k);
+      EXPECT_EQ(got[k].dtype(), DType::kFloat32) << where;
+      EXPECT_EQ(got[k].shape(), want[k].shape()) << where;
+      if (got[k].dtype() != DType::kFloat32 || got[k].shape() != want[k].shape()) continue;
+      auto w = want[k].Span<float>();
+      auto o = got[k].Span<float>();
+      double sum_abs = 0, max_abs = 0, max_ref = 0;
+      int64_t bad = 0;
+      for (std::size_t i = 0; i < w.size(); ++i) {
+        const double err = std::fabs(static_cast<double>(o[i]) - w[i]);
+        sum_abs += err;
+        max_abs = std::max(max_abs, err);
+        max_ref = std::max(max_ref, std::fabs(static_cast<double>(w[i])));
+        if (!(err <= kInt8Atol + kInt8Rtol * std::fabs(w[i])) && bad++ < 5) {
+          ADD_FAILURE() << where << ": element " << i << " is " << o[i] << ", reference " << w[i];
+        }
+      }
+      EXPECT_EQ(bad, 0) << where;
+      const double mean_abs = w.empty() ? 0.0 : sum_abs / static_cast<double>(w.size());
+      EXPECT_LT(mean_abs, kInt8MeanAbs) << where;
+      EXPECT_GT(max_ref, 0.1) << where;
+      EXPECT_LT(max_ref, 50.0) << where;
+      std::printf("  %s: mean |err| %.2e, max |err| %.2e, max |ref| %.2f\n", where.c_str(),
+                  mean_abs, max_abs, max_ref);
+    }
+  }
+  return cpu;
+}
+
+bool IsDenseTactic(const std::string& t) {
+  return t.find("oneDNN conv") == 0 || t.find("oneDNN gemm") == 0 || t.find("oneDNN matmul") == 0;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Whether oneDNN has fast int8 kernels here (the s8 source needs avx512_core, VNNI makes it fast).
+bool CpuHasFastInt8() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+// Checks the dense tactics of an int8 engine: those whose weights are constants say int8 (when
+// the CPU has fast int8), the others say why they ran fp32; no other kernel mentions int8.
+void ExpectInt8Tactics(const Engine& e, int want_int8, const std::string& runtime_weights_node) {
+  int int8 = 0;
+  for (const auto& s : e.segments()) {
+    for (std::size_t k = 0; k < s.nodes.size() && k < s.tactics.size(); ++k) {
+      const std::string& t = s.tactics[k];
+      if (!IsDenseTactic(t)) {
+        EXPECT_EQ(t.find("int8"), std::string::npos) << s.nodes[k] << ": " << t;
+        continue;
+      }
+      if (!runtime_weights_node.empty() &&
+          s.nodes[k].find(runtime_weights_node) != std::string::npos) {
+        EXPECT_TRUE(EndsWith(t, "fp32 (weights not constant)")) << s.nodes[k] << ": " << t;
+        continue;
+      }
+      EXPECT_TRUE(EndsWith(t, " int8")) << s.nodes[k] << ": " << t;
+      EXPECT_EQ(t.find("no int8 implementation"), std::string::npos) << s.nodes[k] << ": " << t;
+      int8 += EndsWith(t, " int8") ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(int8, want_int8);
+}
+
+TEST_F(CpuBackendTest, Int8ConvGemmMatMulMatchesFp32Reference) {
+  const Graph g = ConvGemmGraph();
+  auto table = CalibrateOnRandom(g, 123, 16);
+  ASSERT_TRUE(table);
+  auto e = ExpectInt8MatchesReference(g, "conv+gemm+matmul", table, {1, 3, 17, 64});
+  ASSERT_TRUE(e);
+  if (!CpuHasFastInt8()) GTEST_SKIP() << "no avx512_core + vnni: int8 tactics not checked";
+  // The MatMul's weights arrive at run time: it runs fp32.
+  ExpectInt8Tactics(*e, 2, "MatMul");
+}
+
+TEST_F(CpuBackendTest, Int8EmTrackMichelIdMatchesFp32Reference) {
+  const Graph g = EmTrackMichelGraph();
+  auto table = CalibrateOnRandom(g, 321, 4);  // the reference engine is slow here
+  ASSERT_TRUE(table);
+  auto e = ExpectInt8MatchesReference(g, "EmTrackMichelId", table, {1, 3, 10, 32});
+  ASSERT_TRUE(e);
+  if (!CpuHasFastInt8()) GTEST_SKIP() << "no avx512_core + vnni: int8 tactics not checked";
+  ExpectInt8Tactics(*e, 5, "");
+}
+
+TEST_F(CpuBackendTest, Int8WithoutCalibrationRunsFp32) {
+  for (const Graph& g : {ConvGemmGraph(), EmTrackMichelGraph(16, 8)}) {
+    // No table at all, and a table that lacks every dense input.
+    auto partial = std::make_shared<CalibrationTable>();
+    partial->method = "minmax";
+    partial->amax["no_such_value"] = 1.0f;
+    for (auto table : {std::shared_ptr<const CalibrationTable>(),
+                       std::shared_ptr<const CalibrationTable>(partial)}) {
+      auto e = BuildInt8(g, table);
+      auto ref = BuildEngine(g, "reference");
+      ASSERT_TRUE(e && ref);
+      EXPECT_EQ(NodesOn(*e, "cpu"), static_cast<int>(e->graph().nodes.size()))
+          << SegmentsToString(*e);
+      int dense = 0;
+      for (const auto& s : e->segments()) {
+        for (std::size_t k = 0; k < s.nodes.size() && k < s.tactics.size(); ++k) {
+          const std::string& t = s.tactics[k];
+          if (!IsDenseTactic(t)) continue;
+          ++dense;
+          if (!table) {
+            EXPECT_TRUE(EndsWith(t, " fp32 (no calibration table)")) << s.nodes[k] << ": " << t;
+          } else {
+            EXPECT_NE(t.find(" fp32 ("), std::string::npos) << s.nodes[k] << ": " << t;
+            if (t.find("weights not constant") == std::string::npos) {
+              EXPECT_NE(t.find("fp32 (no calibration for input '"), std::string::npos)
+                  << s.nodes[k] << ": " << t;
+            }
+          }
+          EXPECT_EQ(t.find("int8"), std::string::npos) << s.nodes[k] << ": " << t;
+        }
+      }
+      EXPECT_GT(dense, 0);
+      Rng rng(13);
+      for (int64_t batch : {1, 5}) {
+        const auto inputs = RandomInputs(*e, batch, rng, 1.0f);
+        ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(*e, inputs),
+                           "int8 without calibration (batch " + std::to_string(batch) + ")");
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

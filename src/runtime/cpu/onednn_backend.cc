@@ -26,9 +26,11 @@ class OneDnnBackend : public Backend {
 
   bool Supports(const graph::Graph& g, const graph::Node& node,
                 const BuildOptions& options) const override {
-    // fp32 and bf16 (Conv/Gemm/MatMul in bf16 where the CPU has it, every other op in fp32, as
-    // TensorRT picks a precision per layer); other reduced precisions are not implemented.
-    if (options.precision != Precision::kFp32 && options.precision != Precision::kBf16)
+    // fp32, bf16 and int8 (Conv/Gemm/MatMul in bf16 where the CPU has it, or in int8 where the
+    // calibration table covers their input, every other op in fp32, as TensorRT picks a
+    // precision per layer); other reduced precisions are not implemented.
+    if (options.precision != Precision::kFp32 && options.precision != Precision::kBf16 &&
+        options.precision != Precision::kInt8)
       return false;
     const OpSupport* op = FindOp(node);
     if (!op) return false;

@@ -4,11 +4,23 @@
 // (on CPUs with native bf16) source and weights are bf16: the f32 input is converted by a
 // reorder into a per-context workspace, weights are packed once as bf16; accumulation, bias and
 // output stay f32.
+//
+// INT8 builds (as TensorRT): a dense node whose input has a calibrated range (BuildOptions::
+// calibration, amax per value) and whose weights (and bias) are constants takes its source as
+// symmetric per-tensor s8 (x_q = round(x / s_x), s_x = amax / 127, saturated; a reorder with
+// output scale 1/s_x into a per-context workspace) and its weights as symmetric per-output-
+// channel s8 (s_w[oc] = max |W[oc, ...]| / 127, quantised once at build time); oneDNN
+// accumulates in s32 and writes f32 through the output scales s_x * s_w[oc]. oneDNN 2.x adds
+// the bias before the output scales, so the f32 bias is stored divided by them; the fused
+// activation is a post-op on the scaled result, as in fp32. Other nodes run fp32 and say why.
 #include <algorithm>
+#include <cmath>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "larserve/runtime/calibration.h"
 #include "onednn_common.h"
 #include "onednn_kernels.h"
 
@@ -21,6 +33,7 @@ using Tag = memory::format_tag;
 
 constexpr auto kF32 = memory::data_type::f32;
 constexpr auto kBf16 = memory::data_type::bf16;
+constexpr auto kS8 = memory::data_type::s8;
 
 // Whether a dense kernel computes in bf16 (source and weights bf16, f32 accumulation, bias and
 // output), and the note its tactic carries about it.
@@ -34,6 +47,92 @@ std::string PrecisionNote(const BuildOptions& options) {
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
+}
+
+// INT8 parameters of a dense kernel, fixed at build time.
+struct Int8Params {
+  float src_scale = 1;                    // s_x = amax / 127
+  std::vector<float> out_scales;          // per output channel: s_x * s_w[oc]
+  std::unique_ptr<ConstWeights> weights;  // s8 weights in the user layout
+  Tensor bias;                            // f32 bias / out_scales; empty without a bias
+};
+
+// The source range for int8, or 0 with `note` saying why the node runs fp32 instead.
+float Int8Amax(const graph::Graph& g, const graph::Node& node, const BuildOptions& options,
+               std::string* note) {
+  if (!options.calibration) {
+    *note = "fp32 (no calibration table)";
+    return 0;
+  }
+  const std::string& name = g.values[node.inputs[0]].name;
+  const auto it = options.calibration->amax.find(name);
+  if (it == options.calibration->amax.end() || !(it->second > 0) || !std::isfinite(it->second)) {
+    *note = "fp32 (no calibration for input '" + name + "')";
+    return 0;
+  }
+  if (!ConstF32(g, node.inputs[1])) {
+    *note = "fp32 (weights not constant)";
+    return 0;
+  }
+  if (node.inputs.size() == 3 && node.inputs[2] >= 0 && !ConstF32(g, node.inputs[2])) {
+    *note = "fp32 (bias not constant)";
+    return 0;
+  }
+  *note = "int8";
+  return it->second;
+}
+
+// Quantises weights symmetric per output channel: `w` holds `channels` output channels, element
+// (oc, i) at oc * oc_stride + i * i_stride for i < inner. `user_md` describes the s8 result
+// in the same layout as `w`. `bias` (may be empty) has one value per channel.
+Int8Params QuantizeWeights(float amax, const Tensor& w, int64_t channels, int64_t inner,
+                           int64_t oc_stride, int64_t i_stride, const memory::desc& user_md,
+                           const Tensor& bias) {
+  Int8Params p;
+  p.src_scale = amax / 127.0f;
+  auto q = Tensor::Create(DType::kInt8, w.shape());
+  if (!q.ok()) throw std::bad_alloc();
+  const float* src = static_cast<const float*>(w.data());
+  auto* dst = static_cast<int8_t*>(q->data());
+  p.out_scales.resize(static_cast<std::size_t>(channels));
+  for (int64_t oc = 0; oc < channels; ++oc) {
+    float max_abs = 0;
+    for (int64_t i = 0; i < inner; ++i) {
+      max_abs = std::max(max_abs, std::fabs(src[oc * oc_stride + i * i_stride]));
+    }
+    const float s_w = max_abs > 0 && std::isfinite(max_abs) ? max_abs / 127.0f : 1.0f;
+    for (int64_t i = 0; i < inner; ++i) {
+      const float v = std::nearbyint(src[oc * oc_stride + i * i_stride] / s_w);
+      dst[oc * oc_stride + i * i_stride] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+    }
+    p.out_scales[oc] = p.src_scale * s_w;
+  }
+  p.weights = std::make_unique<ConstWeights>(*q, user_md);
+  if (!bias.empty()) {
+    auto b = Tensor::Create(DType::kFloat32, Shape{channels});
+    if (!b.ok()) throw std::bad_alloc();
+    const float* bs = static_cast<const float*>(bias.data());
+    auto* bd = static_cast<float*>(b->data());
+    for (int64_t oc = 0; oc < channels; ++oc) bd[oc] = bs[oc] / p.out_scales[oc];
+    p.bias = *b;
+  }
+  return p;
+}
+
+// The attributes of a dense primitive: MakeAttr's, plus per-output-channel output scales on
+// dst dimension 1 for int8.
+dnnl::primitive_attr DenseAttr(const Activation& act, const Int8Params* int8) {
+  dnnl::primitive_attr attr = MakeAttr(act);
+  if (int8) attr.set_output_scales(1 << 1, int8->out_scales);
+  return attr;
+}
+
+// The f32 -> s8 source reorder (scale 1 / s_x, round to nearest even, saturate).
+dnnl::reorder::primitive_desc QuantizeReorder(const memory::desc& from, const memory::desc& to,
+                                              float src_scale) {
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(0, {1.0f / src_scale});
+  return dnnl::reorder::primitive_desc(CpuEngine(), from, CpuEngine(), to, attr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,6 +182,16 @@ class ConvKernel : public OneDnnKernel {
     if (has_bias_) {
       if (const Tensor* b = ConstF32(g, node.inputs[2])) bias_ = *b;
     }
+    if (options.precision == Precision::kInt8) {
+      if (const float amax = Int8Amax(g, node, options, &precision_note_); amax > 0) {
+        const Tensor& w = *ConstF32(g, node.inputs[1]);
+        const Dims wd = w.shape().dims();
+        const int64_t inner = wd[1] * wd[2] * wd[3];
+        int8_ = QuantizeWeights(
+            amax, w, wd[0], inner, inner, 1,
+            memory::desc(WeightDims(wd), kS8, group_ > 1 ? Tag::goihw : Tag::oihw), bias_);
+      }
+    }
   }
 
  protected:
@@ -115,12 +224,12 @@ class ConvKernel : public OneDnnKernel {
 
     const Dims dil = {w.dilations[0] - 1, w.dilations[1] - 1};  // oneDNN counts gaps
     const memory::desc b_md = has_bias_ ? memory::desc({m}, kF32, Tag::a) : memory::desc();
-    const dnnl::primitive_attr attr = MakeAttr(act_);
     using Pd = dnnl::convolution_forward::primitive_desc;
-    // Source and weights in `dt` (bf16 or f32); bias and output always f32. A bf16 source is
-    // converted from the f32 input by the src reorder below.
-    memory::data_type dt = bf16_ ? kBf16 : kF32;
+    // Source and weights in `dt` (bf16, s8 or f32); bias and output always f32. A bf16 or s8
+    // source is converted from the f32 input by the src reorder below.
+    memory::data_type dt = int8_ ? kS8 : bf16_ ? kBf16 : kF32;
     auto make_pd = [&](int64_t batch, bool blocked) {
+      const dnnl::primitive_attr attr = DenseAttr(act_, dt == kS8 ? &*int8_ : nullptr);
       const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
       const memory::desc x_md = blocked      ? memory::desc(x, dt, Tag::any)
                                 : dt == kF32 ? PlainDesc(x)
@@ -148,9 +257,11 @@ class ConvKernel : public OneDnnKernel {
       return best;
     };
     Pd pd = choose();
-    // bf16 only where oneDNN has an optimised implementation; otherwise this layer runs fp32.
-    const bool bf16_fallback = dt == kBf16 && (!pd || StartsWith(pd.impl_info_str(), "ref"));
-    if (bf16_fallback) {
+    // bf16 and int8 only where oneDNN has an optimised implementation; otherwise this layer runs
+    // fp32.
+    const memory::data_type wanted = dt;
+    const bool reduced_fallback = dt != kF32 && (!pd || StartsWith(pd.impl_info_str(), "ref"));
+    if (reduced_fallback) {
       dt = kF32;
       pd = choose();
     }
@@ -159,7 +270,11 @@ class ConvKernel : public OneDnnKernel {
       return Status::Ok();
     }
     plan.NoteImpl("", pd.impl_info_str());
-    if (bf16_fallback) plan.NoteImpl("", "(no bf16 implementation: fp32)");
+    if (reduced_fallback) {
+      plan.NoteImpl(
+          "", wanted == kS8 ? "(no int8 implementation: fp32)" : "(no bf16 implementation: fp32)");
+    }
+    const bool s8 = dt == kS8;
     // With reorders to and from blocked layouts, the batch goes through in chunks small enough
     // for the blocked intermediate to stay in the core's L2 cache between the convolution
     // writing it and the reorder reading it, instead of a round trip through DRAM.
@@ -172,8 +287,9 @@ class ConvKernel : public OneDnnKernel {
     }
     memory bias;
     if (has_bias_) {
-      bias = bias_.empty() ? plan.Bind(b_md, Source::kInput, 2)
-                           : memory(b_md, CpuEngine(), const_cast<void*>(bias_.data()));
+      const Tensor& b = s8 ? int8_->bias : bias_;
+      bias = b.empty() ? plan.Bind(b_md, Source::kInput, 2)
+                       : memory(b_md, CpuEngine(), const_cast<void*>(b.data()));
     }
     // Weights computed at run time are repacked once per call, before the chunks that use them.
     memory runtime_w;
@@ -183,6 +299,7 @@ class ConvKernel : public OneDnnKernel {
     }
     std::vector<memory> packed_w;  // per distinct weights layout, for runtime weights
     auto weights_for = [&](const memory::desc& want) -> memory {
+      if (s8) return int8_->weights->Get(want);
       if (weights_) return weights_->Get(want);
       if (want == runtime_w.get_desc()) return runtime_w;
       for (const memory& p : packed_w) {
@@ -216,7 +333,10 @@ class ConvKernel : public OneDnnKernel {
       const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
       if (p.pd.src_desc() != PlainDesc(x)) {
         p.args[DNNL_ARG_SRC] = plan.Workspace(p.pd.src_desc());
-        dnnl::reorder::primitive_desc r(CpuEngine(), PlainDesc(x), CpuEngine(), p.pd.src_desc());
+        const dnnl::reorder::primitive_desc r =
+            s8 ? QuantizeReorder(PlainDesc(x), p.pd.src_desc(), int8_->src_scale)
+               : dnnl::reorder::primitive_desc(CpuEngine(), PlainDesc(x), CpuEngine(),
+                                               p.pd.src_desc());
         if (first) plan.NoteImpl("src reorder", r.impl_info_str());
         p.x_reorder = dnnl::reorder(r);
       }
@@ -267,7 +387,8 @@ class ConvKernel : public OneDnnKernel {
   bool bf16_;
   Activation act_;
   std::optional<ConstWeights> weights_;
-  Tensor bias_;  // empty unless a constant
+  Tensor bias_;                     // empty unless a constant
+  std::optional<Int8Params> int8_;  // set when this layer runs int8
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -338,6 +459,16 @@ class MatMulKernel : public OneDnnKernel {
     if (has_c_) {
       if (const Tensor* c = ConstF32(g, node.inputs[2])) bias_ = *c;
     }
+    if (options.precision == Precision::kInt8) {
+      if (const float amax = Int8Amax(g, node, options, &precision_note_); amax > 0) {
+        const Tensor& b = *ConstF32(g, node.inputs[1]);
+        const Dims bd = b.shape().dims();
+        // Output channel n: row n of B [N, K] (transB), else column n of B [K, N].
+        const int64_t k = trans_b_ ? bd[1] : bd[0], n = trans_b_ ? bd[0] : bd[1];
+        int8_ = trans_b_ ? QuantizeWeights(amax, b, n, k, k, 1, UserWeights(bd, kS8), bias_)
+                         : QuantizeWeights(amax, b, n, k, 1, n, UserWeights(bd, kS8), bias_);
+      }
+    }
   }
 
  protected:
@@ -376,9 +507,9 @@ class MatMulKernel : public OneDnnKernel {
     const memory::desc y_md = PlainDesc({m, n});
     const memory::desc w_user = UserWeights(bd, kF32);
     const memory::desc c_md = has_c_ ? memory::desc({1, n}, kF32, Tag::ab) : memory::desc();
-    const dnnl::primitive_attr attr = MakeAttr(act_);
-    // Source and weights in `dt` (bf16 or f32); bias and output always f32.
+    // Source and weights in `dt` (bf16, s8 or f32); bias and output always f32.
     auto make_pd = [&](memory::data_type dt) {
+      const dnnl::primitive_attr attr = DenseAttr(act_, dt == kS8 ? &*int8_ : nullptr);
       const memory::desc a = dt == kF32 ? a_md : memory::desc(ad, dt, Tag::ab);
       // Constant weights: let oneDNN pick a packed layout (made once by ConstWeights).
       const memory::desc w = weights_ ? memory::desc({k, n}, dt, Tag::any) : UserWeights(bd, dt);
@@ -386,26 +517,40 @@ class MatMulKernel : public OneDnnKernel {
                                           true);
     };
     dnnl::matmul::primitive_desc pd;
-    // bf16 only where oneDNN has an optimised implementation; otherwise this layer runs fp32.
-    bool bf16_fallback = false;
-    if (bf16_) {
-      pd = make_pd(kBf16);
-      bf16_fallback = !pd || StartsWith(pd.impl_info_str(), "ref");
+    // bf16 and int8 only where oneDNN has an optimised implementation; otherwise this layer
+    // runs fp32.
+    const memory::data_type wanted = int8_ ? kS8 : bf16_ ? kBf16 : kF32;
+    bool reduced_fallback = false;
+    if (wanted != kF32) {
+      pd = make_pd(wanted);
+      reduced_fallback = !pd || StartsWith(pd.impl_info_str(), "ref");
     }
-    if (!bf16_ || bf16_fallback) pd = make_pd(kF32);
+    if (wanted == kF32 || reduced_fallback) pd = make_pd(kF32);
     if (!pd) throw dnnl::error(dnnl_unimplemented, "no matmul implementation");
+    const bool s8 = wanted == kS8 && !reduced_fallback;
     plan.NoteImpl("", pd.impl_info_str());
-    if (bf16_fallback) plan.NoteImpl("", "(no bf16 implementation: fp32)");
+    if (reduced_fallback) {
+      plan.NoteImpl(
+          "", wanted == kS8 ? "(no int8 implementation: fp32)" : "(no bf16 implementation: fp32)");
+    }
     // Inputs in another type or layout than the primitive's are converted into workspaces
     // (reused by every run of this context) before it runs.
     memory src = plan.Bind(a_md, Source::kInput, 0);
-    if (pd.src_desc() != a_md) {
+    if (s8) {
+      memory converted = plan.Workspace(pd.src_desc());
+      const auto r = QuantizeReorder(a_md, pd.src_desc(), int8_->src_scale);
+      plan.NoteImpl("src reorder", r.impl_info_str());
+      plan.Add(dnnl::reorder(r), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, converted}});
+      src = converted;
+    } else if (pd.src_desc() != a_md) {
       memory converted = plan.Workspace(pd.src_desc());
       plan.AddReorder(src, converted, "src reorder");
       src = converted;
     }
     memory weights;
-    if (weights_) {
+    if (s8) {
+      weights = int8_->weights->Get(pd.weights_desc());
+    } else if (weights_) {
       weights = weights_->Get(pd.weights_desc());
     } else {
       weights = plan.Bind(w_user, Source::kInput, 1);
@@ -419,9 +564,9 @@ class MatMulKernel : public OneDnnKernel {
                                             {DNNL_ARG_WEIGHTS, weights},
                                             {DNNL_ARG_DST, plan.Bind(y_md, Source::kOutput, 0)}};
     if (has_c_) {
-      args[DNNL_ARG_BIAS] = bias_.empty()
-                                ? plan.Bind(c_md, Source::kInput, 2)
-                                : memory(c_md, CpuEngine(), const_cast<void*>(bias_.data()));
+      const Tensor& c = s8 ? int8_->bias : bias_;
+      args[DNNL_ARG_BIAS] = c.empty() ? plan.Bind(c_md, Source::kInput, 2)
+                                      : memory(c_md, CpuEngine(), const_cast<void*>(c.data()));
     }
     plan.AddScratchpad(pd.scratchpad_desc(), args);
     plan.Add(dnnl::matmul(pd), std::move(args));
@@ -440,7 +585,8 @@ class MatMulKernel : public OneDnnKernel {
   bool bf16_;
   Activation act_;
   std::optional<ConstWeights> weights_;
-  Tensor bias_;  // empty unless a constant
+  Tensor bias_;                     // empty unless a constant
+  std::optional<Int8Params> int8_;  // set when this layer runs int8
 };
 
 template <typename K, typename... Extra>
