@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernel_util.h"
 #include "registry.h"
 
 namespace larserve::runtime::ref {
@@ -205,42 +206,11 @@ Status VisitDType(DType dtype, F&& f) {
   return InvalidArgument("unknown dtype " + std::to_string(static_cast<int>(dtype)));
 }
 
-Status Invalid(const graph::Node& node, const std::string& what) {
-  return InvalidArgument(node.Describe() + ": " + what);
-}
-
-// An optional input is omitted when the runtime passes an empty (undefined) Tensor, or none.
-bool IsPresent(std::span<const Tensor> inputs, std::size_t i) {
-  return i < inputs.size() && !inputs[i].empty();
-}
-
-// Checks what a kernel relies on before reading a tensor: known dimensions and a buffer.
-Status CheckTensor(const graph::Node& node, const Tensor& t, std::string_view what) {
-  for (int64_t d : t.shape().dims()) {
-    if (d < 0) {
-      return Invalid(
-          node, std::string(what) + " has an unknown dimension in shape " + t.shape().ToString());
-    }
-  }
-  if (t.data() == nullptr && t.num_elements() != 0) {
-    return Invalid(node, std::string(what) + " has no data");
-  }
-  return Status::Ok();
-}
-
-StatusOr<const Tensor*> Input(const graph::Node& node, std::span<const Tensor> inputs,
-                              std::size_t i, std::string_view what) {
-  if (!IsPresent(inputs, i)) return Invalid(node, "missing required input " + std::string(what));
-  RETURN_IF_ERROR(CheckTensor(node, inputs[i], "input " + std::string(what)));
-  return &inputs[i];
-}
-
-// nullptr when the optional input is omitted.
-StatusOr<const Tensor*> OptionalInput(const graph::Node& node, std::span<const Tensor> inputs,
-                                      std::size_t i, std::string_view what) {
-  if (!IsPresent(inputs, i)) return nullptr;
-  return Input(node, inputs, i, what);
-}
+using internal::CheckTensor;
+using internal::Input;
+using internal::Invalid;
+using internal::IsPresent;
+using internal::OptionalInput;
 
 // Numpy multidirectional broadcasting: align trailing dimensions; each pair must match or
 // one of them be 1.

@@ -11,49 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "kernel_util.h"
 #include "registry.h"
 
 namespace larserve::runtime::ref {
 namespace {
 
-Status Invalid(const graph::Node& node, const std::string& what) {
-  return InvalidArgument(node.Describe() + ": " + what);
-}
+using internal::CheckTensor;
+using internal::Input;
+using internal::Invalid;
+using internal::IsPresent;
+using internal::OptionalInput;
 
 std::string DimsToString(const std::vector<int64_t>& dims) { return Shape(dims).ToString(); }
-
-// An optional input is omitted when the runtime passes an empty (undefined) Tensor, or none.
-bool IsPresent(std::span<const Tensor> inputs, std::size_t i) {
-  return i < inputs.size() && !inputs[i].empty();
-}
-
-// Checks what a kernel relies on before reading a tensor: known dimensions and a buffer.
-Status CheckTensor(const graph::Node& node, const Tensor& t, std::string_view what) {
-  for (int64_t d : t.shape().dims()) {
-    if (d < 0) {
-      return Invalid(
-          node, std::string(what) + " has an unknown dimension in shape " + t.shape().ToString());
-    }
-  }
-  if (t.data() == nullptr && t.num_elements() != 0) {
-    return Invalid(node, std::string(what) + " has no data");
-  }
-  return Status::Ok();
-}
-
-StatusOr<const Tensor*> Input(const graph::Node& node, std::span<const Tensor> inputs,
-                              std::size_t i, std::string_view what) {
-  if (!IsPresent(inputs, i)) return Invalid(node, "missing required input " + std::string(what));
-  RETURN_IF_ERROR(CheckTensor(node, inputs[i], "input " + std::string(what)));
-  return &inputs[i];
-}
-
-// nullptr when the optional input is omitted.
-StatusOr<const Tensor*> OptionalInput(const graph::Node& node, std::span<const Tensor> inputs,
-                                      std::size_t i, std::string_view what) {
-  if (!IsPresent(inputs, i)) return nullptr;
-  return Input(node, inputs, i, what);
-}
 
 // Maps axis from [-rank, rank) (or [-rank, rank] when `inclusive_end`) onto [0, rank).
 StatusOr<int64_t> NormalizeAxis(const graph::Node& node, int64_t axis, int64_t rank,
