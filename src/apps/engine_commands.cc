@@ -22,6 +22,7 @@ namespace {
 struct BuildArgs {
   std::string model;
   std::string output;
+  std::string batch;               // MIN:OPT:MAX
   std::vector<std::string> calib;  // .npy batches of the model's input
   std::string calib_cache;
   std::string calib_method = "entropy";
@@ -101,6 +102,16 @@ StatusOr<std::shared_ptr<const runtime::CalibrationTable>> Calibration(const Bui
 int RunBuild(const BuildArgs& a) {
   auto options = MakeOptions(a.backend, a.precision, a.min_segment_size, 0);
   if (!options.ok()) return Fail("build", options.status().message());
+  if (!a.batch.empty()) {
+    long long lo = 0, opt = 0, hi = 0;
+    char tail = 0;
+    if (std::sscanf(a.batch.c_str(), "%lld:%lld:%lld%c", &lo, &opt, &hi, &tail) != 3) {
+      return Fail("build", "--batch must be MIN:OPT:MAX (integers), got '" + a.batch + "'");
+    }
+    options->batch_min = lo;
+    options->batch_opt = opt;
+    options->batch_max = hi;
+  }
   runtime::BuildReport report;
   StatusOr<std::unique_ptr<runtime::Engine>> engine = Internal("not built");
   if (options->precision == runtime::Precision::kInt8) {
@@ -139,7 +150,7 @@ int RunBuild(const BuildArgs& a) {
 
 struct ExecArgs {
   std::string model;
-  int64_t batch = 1;
+  int64_t batch = 0;  // 0: the plan's OPT batch, else 1
   int threads = 1;
   int intra_threads = 0;
   double seconds = 3.0;
@@ -164,12 +175,14 @@ int RunExec(const ExecArgs& a) {
   auto loaded = runtime::LoadModelOrPlan(a.model, *options);
   if (!loaded.ok()) return Fail("exec", loaded.status().message());
   const runtime::Engine& engine = **loaded;
+  const int64_t run_batch =
+      a.batch > 0 ? a.batch : std::max<int64_t>(1, engine.options().batch_opt);
   // Random inputs with the batch substituted for unknown dimensions.
   Rng rng(a.seed);
   std::vector<Tensor> inputs;
   for (const auto& spec : engine.inputs()) {
     std::vector<int64_t> dims = spec.dims;
-    for (auto& d : dims) d = d < 0 ? a.batch : d;
+    for (auto& d : dims) d = d < 0 ? run_batch : d;
     auto t = Tensor::Create(spec.dtype, Shape(dims));
     if (!t.ok()) return Fail("exec", t.status().message());
     if (spec.dtype == DType::kFloat32) {
@@ -180,7 +193,7 @@ int RunExec(const ExecArgs& a) {
   const int64_t batch =
       engine.inputs().empty() || engine.inputs()[0].dims.empty()
           ? 1
-          : (engine.inputs()[0].dims[0] < 0 ? a.batch : engine.inputs()[0].dims[0]);
+          : (engine.inputs()[0].dims[0] < 0 ? run_batch : engine.inputs()[0].dims[0]);
   std::vector<std::vector<double>> latencies(a.threads);
   std::vector<std::unique_ptr<runtime::ExecutionContext>> contexts;
   for (int t = 0; t < a.threads; ++t) contexts.push_back(engine.CreateContext());
@@ -355,6 +368,10 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
   cmd->add_option("--min-segment-size", a->min_segment_size,
                   "shorter runs of nodes the backend supports stay on the reference backend")
       ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--batch", a->batch,
+                  "batch profile MIN:OPT:MAX of the model's dynamic batch dimension: other batches "
+                  "are refused; "
+                  "exec runs OPT by default");
   cmd->add_option("--calib", a->calib,
                   "int8: calibration batches of the model's input as .npy files (numpy.save), one "
                   "batch each")
@@ -380,7 +397,9 @@ void RegisterExec(CLI::App& app, RunFn* run) {
                          "(inferences/s), latency percentiles "
                          "and, with --profile, the time of every layer (like trtexec).");
   cmd->add_option("model", a->model, "ONNX model or plan file")->required();
-  cmd->add_option("--batch,-b", a->batch, "batch size for the model's unknown (batch) dimension")
+  cmd->add_option(
+         "--batch,-b", a->batch,
+         "batch size for the model's unknown (batch) dimension (default: the plan's OPT, else 1)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--threads,-t", a->threads,
                   "concurrent execution contexts, one caller thread each")

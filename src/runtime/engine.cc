@@ -94,8 +94,17 @@ Status Engine::Finalize() {
     return Unimplemented("the reference backend computes in fp32 only; precision " +
                          std::string(PrecisionName(options_.precision)) + " needs the cpu backend");
   }
-  if (options_.min_segment_size < 1)
+  if (options_.min_segment_size < 1) {
     return InvalidArgument("minimum segment size must be at least 1");
+  }
+  const bool profile = options_.batch_min || options_.batch_opt || options_.batch_max;
+  if (profile && !(options_.batch_min >= 1 && options_.batch_min <= options_.batch_opt &&
+                   options_.batch_opt <= options_.batch_max)) {
+    return InvalidArgument("batch profile " + std::to_string(options_.batch_min) + ":" +
+                           std::to_string(options_.batch_opt) + ":" +
+                           std::to_string(options_.batch_max) +
+                           " must satisfy 1 <= MIN <= OPT <= MAX");
+  }
   RETURN_IF_ERROR(graph_.Verify());
   // Partition: every node runs on the chosen backend if it can, else on the reference backend;
   // runs of supported nodes shorter than min_segment_size also stay on the reference backend.
@@ -186,6 +195,17 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
   slots_.assign(g.values.size(), Tensor());
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     RETURN_IF_ERROR(CheckInput(g.values[g.inputs[k]], inputs[k]));
+    const auto& declared = g.values[g.inputs[k]].dims;
+    const BuildOptions& o = e.options_;
+    if (o.batch_max > 0 && !declared.empty() && declared[0] < 0 && inputs[k].shape().rank() > 0) {
+      const int64_t batch = inputs[k].shape()[0];
+      if (batch < o.batch_min || batch > o.batch_max) {
+        return InvalidArgument("input '" + g.values[g.inputs[k]].name + "' has batch " +
+                               std::to_string(batch) + ", outside the plan's profile [" +
+                               std::to_string(o.batch_min) + ", " + std::to_string(o.batch_max) +
+                               "]; rebuild with --batch MIN:OPT:MAX");
+      }
+    }
     slots_[g.inputs[k]] = inputs[k];
     if (observer_) observer_(g.inputs[k], inputs[k]);
   }
@@ -302,6 +322,7 @@ Status Engine::SavePlan(const std::string& path) const {
   h["precision"] = std::string(PrecisionName(options_.precision));
   h["min_segment_size"] = options_.min_segment_size;
   h["threads"] = options_.threads;
+  h["batch_profile"] = {options_.batch_min, options_.batch_opt, options_.batch_max};
   if (options_.calibration) {
     h["calibration"] = {{"method", options_.calibration->method},
                         {"amax", options_.calibration->amax}};
@@ -379,6 +400,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path, int 
     ASSIGN_OR_RETURN(options.precision, PrecisionFromName(h.at("precision").get<std::string>()));
     options.min_segment_size = h.at("min_segment_size").get<int>();
     options.threads = threads >= 0 ? threads : h.at("threads").get<int>();
+    const auto profile = h.at("batch_profile").get<std::vector<int64_t>>();
+    if (profile.size() != 3) return DataLoss(where + " has a malformed batch profile" + rebuild);
+    options.batch_min = profile[0];
+    options.batch_opt = profile[1];
+    options.batch_max = profile[2];
     if (h.contains("calibration")) {
       auto table = std::make_shared<CalibrationTable>();
       table->method = h["calibration"].at("method").get<std::string>();

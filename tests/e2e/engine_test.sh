@@ -33,6 +33,16 @@ else
   bad "plan vs model: $(cat "$WORK/cmp")"
 fi
 
+# Batch profile: OPT is exec's default, batches outside [MIN, MAX] are refused.
+if "$LARSERVE" build "$MODEL" -o "$WORK/p.plan" --backend cpu --batch 1:4:8 >/dev/null 2>"$WORK/err" &&
+  "$LARSERVE" exec "$WORK/p.plan" --seconds 0.05 --warmup 0 --json 2>>"$WORK/err" | grep -q '"batch": 4'; then
+  ok "batch profile: exec runs OPT"
+else
+  bad "batch profile: $(cat "$WORK/err")"
+fi
+expect_error "batch outside the profile" "outside the plan's profile" "$LARSERVE" exec "$WORK/p.plan" --batch 16 --seconds 0.01
+expect_error "inconsistent batch profile" "MIN <= OPT <= MAX" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --batch 8:4:1
+
 # INT8: calibrate from .npy batches, write the cache, rebuild from the cache alone.
 "$PYTHON" -c "
 import numpy as np

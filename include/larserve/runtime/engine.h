@@ -33,6 +33,10 @@ struct BuildOptions {
   Precision precision = Precision::kFp32;
   int min_segment_size = 1;  // smaller runs of supported nodes stay on the reference backend
   int threads = 0;           // 0 = all hardware threads
+  // Optimisation profile of the batch (first) dimension of inputs whose batch is dynamic, as
+  // TensorRT's min/opt/max: runs outside [batch_min, batch_max] are refused; batch_opt is the
+  // size `larserve exec` runs by default. 0 = not set (any batch >= 1).
+  int64_t batch_min = 0, batch_opt = 0, batch_max = 0;
   // INT8 activation ranges (runtime/calibration.h), keyed by the value names of the optimised
   // graph; required for precision int8, ignored otherwise. Shared, immutable.
   std::shared_ptr<const CalibrationTable> calibration;
