@@ -28,7 +28,10 @@ struct BuildArgs {
   std::string calib_method = "entropy";
   double calib_percentile = 99.99;
   std::string backend = "reference";
+  std::string device;  // cpu | cuda: the backend by device (TensorRT's spelling)
   std::string precision = "fp32";
+  std::string timing_cache;
+  int threads = 0;
   int min_segment_size = 1;
   bool verbose = false;
   bool json = false;
@@ -42,6 +45,18 @@ void PrintReport(const runtime::BuildReport& r, bool verbose) {
                 p.rewrites == 1 ? " " : "s", p.milliseconds);
     if (verbose) {
       for (const auto& line : p.log) std::printf("      %s\n", line.c_str());
+    }
+  }
+  if (!r.tactics.empty()) {
+    std::printf("tactics: %zu node%s with alternatives\n", r.tactics.size(),
+                r.tactics.size() == 1 ? "" : "s");
+    for (const auto& t : r.tactics) {
+      std::printf("  %-48s %-16s (%s)", t.node.c_str(), t.entry.chosen.c_str(),
+                  std::string(runtime::TacticSourceName(t.source)).c_str());
+      if (verbose) {
+        for (const auto& c : t.entry.timings) std::printf("  %s %.3f ms", c.tactic.c_str(), c.ms);
+      }
+      std::printf("\n");
     }
   }
   std::printf("segments: %zu\n", r.segments.size());
@@ -100,8 +115,22 @@ StatusOr<std::shared_ptr<const runtime::CalibrationTable>> Calibration(const Bui
 }
 
 int RunBuild(const BuildArgs& a) {
-  auto options = MakeOptions(a.backend, a.precision, a.min_segment_size, 0);
+  std::string backend = a.backend;
+  if (a.device == "cpu") {
+    backend = "cpu";
+  } else if (a.device == "cuda") {
+    return Fail("build", "--device cuda: this build of larserve has no CUDA backend yet; use "
+                         "--device cpu");
+  } else if (!a.device.empty()) {
+    return Fail("build", "--device must be cpu or cuda, got '" + a.device + "'");
+  }
+  auto options = MakeOptions(backend, a.precision, a.min_segment_size, a.threads);
   if (!options.ok()) return Fail("build", options.status().message());
+  if (!a.timing_cache.empty()) {
+    auto cache = runtime::TimingCache::Load(a.timing_cache);
+    if (!cache.ok()) return Fail("build", cache.status().message());
+    options->timing_cache = std::make_shared<runtime::TimingCache>(std::move(cache).value());
+  }
   if (!a.batch.empty()) {
     long long lo = 0, opt = 0, hi = 0;
     char tail = 0;
@@ -126,6 +155,10 @@ int RunBuild(const BuildArgs& a) {
   }
   if (!engine.ok()) return Fail("build", engine.status().message());
   if (Status s = (*engine)->SavePlan(a.output); !s.ok()) return Fail("build", s.message());
+  if (options->timing_cache) {
+    if (Status s = options->timing_cache->Save(a.timing_cache); !s.ok())
+      return Fail("build", s.message());
+  }
   if (a.json) {
     nlohmann::json j;
     j["model"] = a.model;
@@ -139,11 +172,20 @@ int RunBuild(const BuildArgs& a) {
     }
     for (const auto& s : report.segments)
       j["segments"].push_back({{"backend", s.backend}, {"nodes", s.nodes}, {"tactics", s.tactics}});
+    j["tactic_choices"] = nlohmann::json::array();
+    for (const auto& t : report.tactics) {
+      nlohmann::json timings = nlohmann::json::array();
+      for (const auto& c : t.entry.timings) timings.push_back({{"tactic", c.tactic}, {"ms", c.ms}});
+      j["tactic_choices"].push_back({{"node", t.node},
+                                     {"chosen", t.entry.chosen},
+                                     {"source", runtime::TacticSourceName(t.source)},
+                                     {"timings", timings}});
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     PrintReport(report, a.verbose);
     std::printf("larserve build: wrote %s (backend %s, precision %s)\n", a.output.c_str(),
-                a.backend.c_str(), a.precision.c_str());
+                backend.c_str(), a.precision.c_str());
   }
   return 0;
 }
@@ -364,14 +406,20 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
   cmd->add_option("-o,--output", a->output, "plan file to write")->required();
   cmd->add_option("--backend", a->backend,
                   "backend: reference (plain loops, the ground truth) or cpu (oneDNN)");
-  cmd->add_option("--precision", a->precision, "fp32 or bf16 (cpu backend)");
+  cmd->add_option("--device", a->device, "cpu (same as --backend cpu) or cuda (not built yet)");
+  cmd->add_option("--precision", a->precision, "fp32, bf16 or int8 (cpu backend)");
+  cmd->add_option("--threads", a->threads,
+                  "intra-op threads the plan is tuned for and runs with (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--timing-cache", a->timing_cache,
+                  "file of tactic timings: read if it exists, updated after the build (tactics "
+                  "are timed only with --batch)");
   cmd->add_option("--min-segment-size", a->min_segment_size,
                   "shorter runs of nodes the backend supports stay on the reference backend")
       ->check(CLI::Range(1, 1000000));
   cmd->add_option("--batch", a->batch,
                   "batch profile MIN:OPT:MAX of the model's dynamic batch dimension: other batches "
-                  "are refused; "
-                  "exec runs OPT by default");
+                  "are refused, tactics are timed at OPT, exec runs OPT by default");
   cmd->add_option("--calib", a->calib,
                   "int8: calibration batches of the model's input as .npy files (numpy.save), one "
                   "batch each")

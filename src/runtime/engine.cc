@@ -2,11 +2,13 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "larserve/core/rng.h"
 #include "larserve/core/timer.h"
 #include "larserve/graph/onnx_export.h"
 #include "larserve/graph/onnx_import.h"
@@ -131,11 +133,13 @@ Status Engine::Finalize() {
     n = m;
   }
   segment_reports_.clear();
+  tactic_reports_.clear();
+  chosen_tactics_.clear();
   kernels_.clear();
   node_segment_.assign(graph_.nodes.size(), -1);
   for (std::size_t n = 0; n < graph_.nodes.size(); ++n) {
     const auto& node = graph_.nodes[n];
-    auto kernel = assigned[n]->Compile(graph_, node, options_);
+    auto kernel = CompileNode(*assigned[n], n);
     if (!kernel.ok())
       return kernel.status().WithContext(std::string(assigned[n]->name()) + " backend");
     const std::string bname(assigned[n]->name());
@@ -164,6 +168,134 @@ Status Engine::Finalize() {
   return Status::Ok();
 }
 
+namespace {
+
+// Median time of one run of `kernel` on `inputs`, after a warm-up run that builds its
+// primitives: at least kMinRuns runs and kMinSeconds in all, at most kMaxRuns.
+StatusOr<double> TimeKernel(const NodeKernel& kernel, std::span<const Tensor> inputs) {
+  constexpr int kMinRuns = 3, kMaxRuns = 50;
+  constexpr double kMinSeconds = 0.05;
+  std::unique_ptr<KernelState> state = kernel.CreateState();
+  std::vector<Tensor> outputs;
+  RETURN_IF_ERROR(kernel.Run(inputs, outputs, state.get()));
+  std::vector<double> times;
+  Timer total;
+  while (static_cast<int>(times.size()) < kMaxRuns &&
+         (static_cast<int>(times.size()) < kMinRuns || total.Seconds() < kMinSeconds)) {
+    outputs.clear();
+    Timer t;
+    RETURN_IF_ERROR(kernel.Run(inputs, outputs, state.get()));
+    times.push_back(t.Seconds() * 1e3);
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<NodeKernel>> Engine::CompileNode(const Backend& backend, std::size_t n) {
+  const graph::Node& node = graph_.nodes[n];
+  const std::vector<std::string> names = backend.Tactics(graph_, node, options_);
+  if (names.size() <= 1) return backend.Compile(graph_, node, options_);
+  TacticReport report;
+  report.node = node.Describe();
+  auto finish = [&](const std::string& tactic) -> StatusOr<std::unique_ptr<NodeKernel>> {
+    report.entry.chosen = tactic;
+    chosen_tactics_[node.name] = tactic;
+    tactic_reports_.push_back(report);
+    return backend.CompileTactic(graph_, node, options_, tactic);
+  };
+  // A plan's choice is kept as it is: loading a plan never times anything.
+  if (auto it = options_.tactics.find(node.name); it != options_.tactics.end()) {
+    if (std::find(names.begin(), names.end(), it->second) == names.end()) {
+      return FailedPrecondition(node.Describe() + ": tactic '" + it->second +
+                                "' is not available in this build of the " +
+                                std::string(backend.name()) + " backend; rebuild the plan");
+    }
+    report.source = TacticReport::Source::kPlan;
+    return finish(it->second);
+  }
+  // Timing needs the OPT shapes: the batch from the profile, every other dimension known.
+  std::vector<std::vector<int64_t>> dims;
+  bool timeable = options_.batch_opt > 0;
+  for (std::size_t i = 0; timeable && i < node.inputs.size(); ++i) {
+    const int v = node.inputs[i];
+    if (v < 0) {
+      dims.push_back({});
+      continue;
+    }
+    const graph::Value& val = graph_.values[v];
+    if (val.constant) {
+      dims.push_back(val.constant->shape().dims());
+      continue;
+    }
+    std::vector<int64_t> d = val.dims;
+    timeable = val.has_shape && val.dtype == DType::kFloat32;
+    for (std::size_t k = 0; timeable && k < d.size(); ++k) {
+      if (d[k] >= 0) continue;
+      if (k != 0) timeable = false;
+      d[k] = options_.batch_opt;
+    }
+    dims.push_back(std::move(d));
+  }
+  if (!timeable) {
+    report.source = TacticReport::Source::kDefault;
+    return finish(names.front());
+  }
+  const std::string key =
+      TimingKey(backend.DeviceDescription() + " | larserve " + kVersion + " | " +
+                    std::string(PrecisionName(options_.precision)) + " | threads " +
+                    std::to_string(options_.threads),
+                node, dims);
+  if (options_.timing_cache) {
+    if (const TimingEntry* e = options_.timing_cache->Find(key);
+        e && std::find(names.begin(), names.end(), e->chosen) != names.end()) {
+      report.entry = *e;
+      report.source = TacticReport::Source::kCache;
+      return finish(e->chosen);
+    }
+  }
+  // Random inputs at the OPT shapes (constants as they are).
+  std::vector<Tensor> inputs;
+  Rng rng(0x7ac71c5 + n);
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const int v = node.inputs[i];
+    if (v < 0) {
+      inputs.emplace_back();
+    } else if (graph_.values[v].constant) {
+      inputs.push_back(*graph_.values[v].constant);
+    } else {
+      ASSIGN_OR_RETURN(Tensor t, Tensor::Create(DType::kFloat32, Shape(dims[i])));
+      for (float& x : t.Span<float>()) x = static_cast<float>(rng.Uniform(-1.0, 1.0));
+      inputs.push_back(std::move(t));
+    }
+  }
+  TimingEntry entry;
+  double best = 0;
+  std::string failures;
+  for (const std::string& name : names) {
+    auto kernel = backend.CompileTactic(graph_, node, options_, name);
+    StatusOr<double> ms = kernel.ok() ? TimeKernel(**kernel, inputs) : kernel.status();
+    if (!ms.ok()) {
+      // A tactic that cannot run these shapes is not a candidate; the others still are.
+      failures += "; " + name + ": " + ms.status().message();
+      continue;
+    }
+    entry.timings.push_back({name, *ms});
+    if (entry.chosen.empty() || *ms < best) {
+      entry.chosen = name;
+      best = *ms;
+    }
+  }
+  if (entry.chosen.empty()) {
+    return Internal(node.Describe() + ": no tactic ran at the OPT shapes" + failures);
+  }
+  if (options_.timing_cache) options_.timing_cache->Insert(key, entry);
+  report.entry = entry;
+  report.source = TacticReport::Source::kTimed;
+  return finish(entry.chosen);
+}
+
 StatusOr<std::unique_ptr<Engine>> Engine::Build(graph::Graph graph, const BuildOptions& options,
                                                 BuildReport* report) {
   Timer timer;
@@ -177,6 +309,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Build(graph::Graph graph, const BuildO
   RETURN_IF_ERROR(e->Finalize());
   r.nodes_after = static_cast<int>(e->graph_.nodes.size());
   r.segments = e->segment_reports_;
+  r.tactics = e->tactic_reports_;
   r.seconds = timer.Seconds();
   return e;
 }
@@ -323,6 +456,9 @@ Status Engine::SavePlan(const std::string& path) const {
   h["min_segment_size"] = options_.min_segment_size;
   h["threads"] = options_.threads;
   h["batch_profile"] = {options_.batch_min, options_.batch_opt, options_.batch_max};
+  // Tactics were timed on this device: a plan is refused on another one (as TensorRT's).
+  if (const Backend* b = FindBackend(options_.backend)) h["device_description"] = b->DeviceDescription();
+  h["tactics"] = chosen_tactics_;
   if (options_.calibration) {
     h["calibration"] = {{"method", options_.calibration->method},
                         {"amax", options_.calibration->amax}};
@@ -405,6 +541,17 @@ StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path, int 
     options.batch_min = profile[0];
     options.batch_opt = profile[1];
     options.batch_max = profile[2];
+    if (h.contains("device_description")) {
+      const Backend* b = FindBackend(options.backend);
+      const std::string built_on = h["device_description"].get<std::string>();
+      if (b && b->DeviceDescription() != built_on) {
+        return FailedPrecondition(where + " was built and tuned for '" + built_on +
+                                  "'; this machine is '" + b->DeviceDescription() + "'" + rebuild);
+      }
+    }
+    if (h.contains("tactics")) {
+      options.tactics = h["tactics"].get<std::map<std::string, std::string>>();
+    }
     if (h.contains("calibration")) {
       auto table = std::make_shared<CalibrationTable>();
       table->method = h["calibration"].at("method").get<std::string>();

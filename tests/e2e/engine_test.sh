@@ -43,6 +43,38 @@ fi
 expect_error "batch outside the profile" "outside the plan's profile" "$LARSERVE" exec "$WORK/p.plan" --batch 16 --seconds 0.01
 expect_error "inconsistent batch profile" "MIN <= OPT <= MAX" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --batch 8:4:1
 
+# Tactics: timed at OPT with a profile, then taken from the timing cache; a damaged cache is
+# refused with its path.
+if "$LARSERVE" build "$MODEL" -o "$WORK/t.plan" --device cpu --batch 1:4:8 --threads 1 \
+     --timing-cache "$WORK/t.cache" >"$WORK/t1" 2>"$WORK/err" && grep -q "(timed)" "$WORK/t1" &&
+   "$LARSERVE" build "$MODEL" -o "$WORK/t2.plan" --device cpu --batch 1:4:8 --threads 1 \
+     --timing-cache "$WORK/t.cache" >"$WORK/t2" 2>>"$WORK/err" && grep -q "(timing cache)" "$WORK/t2" &&
+   ! grep -q "(timed)" "$WORK/t2" &&
+   "$LARSERVE" exec "$WORK/t2.plan" --seconds 0.05 --warmup 0 >/dev/null 2>>"$WORK/err"; then
+  ok "tactics timed at OPT, then reused from the timing cache"
+else
+  bad "timing cache: $(cat "$WORK/err" "$WORK/t1" "$WORK/t2" | head -c 600)"
+fi
+sed -i 's/"ms":/"ms" :/' "$WORK/t.cache"
+expect_error "corrupt timing cache" "timing cache .*corrupt" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --device cpu --batch 1:4:8 --timing-cache "$WORK/t.cache"
+expect_error "--device cuda without a CUDA backend" "no CUDA backend" "$LARSERVE" build "$MODEL" -o "$WORK/x.plan" --device cuda
+# A plan whose tactics were timed on another CPU is refused (header edited, checksum redone).
+"$PYTHON" - "$WORK/t.plan" "$WORK/other.plan" <<'PY'
+import json, struct, sys, zlib
+b = open(sys.argv[1], "rb").read()
+hlen = struct.unpack_from("<I", b, 12)[0]
+h = json.loads(b[16:16 + hlen])
+h["device_description"] = "cpu oneDNN 0.0.0 avx2 Some Other CPU"
+hdr = json.dumps(h).encode()
+rest = b[16 + hlen:-4]
+plen = struct.unpack_from("<Q", rest, 0)[0]
+payload = rest[8:8 + plen]
+out = b[:12] + struct.pack("<I", len(hdr)) + hdr + rest[:8] + payload
+out += struct.pack("<I", zlib.crc32(payload, zlib.crc32(hdr)) & 0xffffffff)
+open(sys.argv[2], "wb").write(out)
+PY
+expect_error "plan tuned on another CPU" "Some Other CPU.*rebuild" "$LARSERVE" exec "$WORK/other.plan" --seconds 0.01
+
 # INT8: calibrate from .npy batches, write the cache, rebuild from the cache alone.
 "$PYTHON" -c "
 import numpy as np

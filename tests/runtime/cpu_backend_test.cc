@@ -9,12 +9,16 @@
 // 1e-4 relative for the sums here (up to ~1e5 terms of random sign), and 1e-5 absolute covers
 // results that cancel to near zero and oneDNN's polynomial exp/tanh.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <iterator>
+#include <fstream>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -1334,6 +1338,191 @@ TEST_F(CpuBackendTest, BadShapesAreStatusesNamingTheNode) {
   ASSERT_TRUE((*kernel)->Run(inputs, without_state, nullptr).ok());
   ASSERT_EQ(with_state.size(), 1u);
   EXPECT_EQ(CountMismatches(with_state[0], without_state[0], "state vs none"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tactics (runtime/tactics.h): every alternative implementation must compute what the reference
+// computes, timing must pick one of them, and the timing cache and plans must keep the choice.
+
+// Conv -> Relu -> Flatten -> Gemm (+ bias, Relu) with K = 16 * 16 * 16 = 4096 (two K chunks of
+// 2048), and a MatMul whose K = 4100 leaves a 4-column last chunk.
+Graph TacticGraph() {
+  Builder b;
+  const int x = b.Input("x", {-1, 2, 20, 20});
+  const int c = b.Node("Conv", {x, b.Weights("cw", {16, 2, 5, 5}, 0.2f), b.Weights("cb", {16})},
+                       {{"kernel_shape", Ints({5, 5})}}, {-1, 16, 16, 16});
+  const int r = b.Node("Relu", {c}, {}, {-1, 16, 16, 16});
+  const int f = b.Node("Flatten", {r}, {{"axis", Int(1)}}, {-1, 4096});
+  const int g = b.Node("Gemm", {f, b.Weights("gw", {24, 4096}, 0.05f), b.Weights("gb", {24})},
+                       {{"transB", Int(1)}}, {-1, 24});
+  b.Output(b.Node("Relu", {g}, {}, {-1, 24}));
+  return b.graph();
+}
+
+Graph LongMatMulGraph() {
+  Builder b;
+  const int a = b.Input("a", {-1, 4100});
+  b.Output(b.Node("MatMul", {a, b.Weights("w", {4100, 9}, 0.05f)}, {}, {-1, 9}));
+  return b.graph();
+}
+
+TEST_F(CpuBackendTest, EveryTacticMatchesReference) {
+  for (const Graph& g : {TacticGraph(), LongMatMulGraph()}) {
+    auto probe = BuildEngine(g, "cpu");
+    auto ref = BuildEngine(g, "reference");
+    ASSERT_TRUE(probe && ref);
+    int with_alternatives = 0;
+    for (const auto& node : probe->graph().nodes) {
+      const auto names = CpuBackend()->Tactics(probe->graph(), node, probe->options());
+      if (names.size() <= 1) continue;
+      ++with_alternatives;
+      if (node.op_type != "FusedConv") {
+        EXPECT_NE(std::find(names.begin(), names.end(), "ksplit-2048"), names.end())
+            << node.Describe();
+      }
+      for (const auto& tactic : names) {
+        const std::string what = node.Describe() + " tactic " + tactic;
+        SCOPED_TRACE(what);
+        BuildOptions options;
+        options.backend = "cpu";
+        options.tactics[node.name] = tactic;
+        BuildReport report;
+        auto e = Engine::Build(g, options, &report);
+        ASSERT_TRUE(e.ok()) << e.status().ToString();
+        bool found = false;
+        for (const auto& t : report.tactics) {
+          if (t.node == node.Describe()) {
+            found = true;
+            EXPECT_EQ(t.entry.chosen, tactic);
+            EXPECT_EQ(t.source, TacticReport::Source::kPlan);
+          }
+        }
+        EXPECT_TRUE(found);
+        Rng rng(11);
+        auto ctx = (*e)->CreateContext();
+        for (int64_t batch : {1, 3, 8}) {
+          const auto inputs = RandomInputs(**e, batch, rng, 1.0f);
+          ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(**e, inputs, ctx.get()),
+                             what + " batch " + std::to_string(batch));
+        }
+      }
+    }
+    EXPECT_GE(with_alternatives, 1);
+  }
+}
+
+TEST_F(CpuBackendTest, UnknownTacticIsRefusedWithTheNodeName) {
+  auto probe = BuildEngine(LongMatMulGraph(), "cpu");
+  ASSERT_TRUE(probe);
+  BuildOptions options;
+  options.backend = "cpu";
+  options.tactics[probe->graph().nodes[0].name] = "no-such-tactic";
+  auto e = Engine::Build(LongMatMulGraph(), options);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kFailedPrecondition) << e.status().ToString();
+  EXPECT_NE(e.status().message().find(probe->graph().nodes[0].name), std::string::npos);
+}
+
+TEST_F(CpuBackendTest, TacticsAreTimedCachedAndKeptInPlans) {
+  const std::string dir = ::testing::TempDir() + "/tactics_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string cache_path = dir + "/timing.cache";
+  BuildOptions options;
+  options.backend = "cpu";
+  options.threads = 1;
+  // Without a profile: the heuristic choice, nothing timed.
+  {
+    BuildReport report;
+    auto e = Engine::Build(TacticGraph(), options, &report);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    ASSERT_EQ(report.tactics.size(), 2u);  // the fused conv and the fused gemm
+    for (const auto& t : report.tactics) {
+      EXPECT_EQ(t.source, TacticReport::Source::kDefault) << t.node;
+      EXPECT_TRUE(t.entry.timings.empty());
+    }
+  }
+  options.batch_min = 1;
+  options.batch_opt = 4;
+  options.batch_max = 8;
+  options.timing_cache = std::make_shared<TimingCache>();
+  BuildReport timed;
+  auto first = Engine::Build(TacticGraph(), options, &timed);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(timed.tactics.size(), 2u);
+  for (const auto& t : timed.tactics) {
+    EXPECT_EQ(t.source, TacticReport::Source::kTimed) << t.node;
+    // conv: blocked-chunked, blocked, plain; gemm: packed, plain, ksplit-2048
+    EXPECT_EQ(t.entry.timings.size(), 3u) << t.node;
+    double best = 1e300;
+    for (const auto& c : t.entry.timings) {
+      EXPECT_GT(c.ms, 0) << c.tactic;
+      best = std::min(best, c.ms);
+    }
+    for (const auto& c : t.entry.timings) {
+      if (c.tactic == t.entry.chosen) {
+        EXPECT_EQ(c.ms, best);  // the fastest was kept
+      }
+    }
+  }
+  EXPECT_EQ(options.timing_cache->size(), 2u);
+  ASSERT_TRUE(options.timing_cache->Save(cache_path).ok());
+
+  // A new build with the saved cache times nothing and chooses the same.
+  auto loaded = TimingCache::Load(cache_path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  options.timing_cache = std::make_shared<TimingCache>(std::move(loaded).value());
+  BuildReport cached;
+  auto second = Engine::Build(TacticGraph(), options, &cached);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(cached.tactics.size(), 2u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(cached.tactics[k].source, TacticReport::Source::kCache);
+    EXPECT_EQ(cached.tactics[k].entry.chosen, timed.tactics[k].entry.chosen);
+  }
+  // Another OPT batch is another key: timed again.
+  options.batch_opt = 8;
+  BuildReport other;
+  ASSERT_TRUE(Engine::Build(TacticGraph(), options, &other).ok());
+  for (const auto& t : other.tactics) EXPECT_EQ(t.source, TacticReport::Source::kTimed);
+  EXPECT_EQ(options.timing_cache->size(), 4u);
+
+  // A plan keeps the choices and reloads them without timing.
+  const std::string plan = dir + "/model.plan";
+  ASSERT_TRUE((*first)->SavePlan(plan).ok());
+  auto reloaded = Engine::LoadPlan(plan);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+  EXPECT_EQ((*reloaded)->options().tactics.size(), 2u);
+  for (const auto& t : timed.tactics) {
+    bool found = false;
+    for (const auto& [node, tactic] : (*reloaded)->options().tactics) {
+      found |= t.node.find("'" + node + "'") != std::string::npos && tactic == t.entry.chosen;
+    }
+    EXPECT_TRUE(found) << t.node;
+  }
+  Rng rng(5);
+  const auto inputs = RandomInputs(**first, 4, rng, 1.0f);
+  ExpectOutputsMatch(RunEngine(**first, inputs), RunEngine(**reloaded, inputs), "reloaded plan");
+
+  // Damaged caches are refused with the path; a missing one is an empty cache.
+  {
+    std::string text;
+    {
+      std::ifstream in(cache_path);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    text[text.size() / 2] ^= 0x20;
+    std::ofstream(cache_path, std::ios::trunc) << text;
+    auto bad = TimingCache::Load(cache_path);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(bad.status().message().find(cache_path), std::string::npos);
+    std::ofstream(cache_path, std::ios::trunc) << text.substr(0, text.size() / 3);
+    EXPECT_FALSE(TimingCache::Load(cache_path).ok());
+  }
+  auto missing = TimingCache::Load(dir + "/none.cache");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->size(), 0u);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

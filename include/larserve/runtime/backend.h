@@ -8,6 +8,7 @@
 // lives in a KernelState that each context creates once per node and passes to Run.
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -52,6 +53,22 @@ class Backend {
   virtual StatusOr<std::unique_ptr<NodeKernel>> Compile(const graph::Graph& g,
                                                         const graph::Node& node,
                                                         const BuildOptions& options) const = 0;
+  // Alternative implementations of a supported node, by stable names (stored in plans and
+  // timing caches; runtime/tactics.h). The first is the backend's heuristic choice, which
+  // Compile uses. Empty or one name: nothing to choose.
+  virtual std::vector<std::string> Tactics(const graph::Graph& g, const graph::Node& node,
+                                           const BuildOptions& options) const {
+    return {};
+  }
+  // Compiles `node` with one of the names Tactics returned.
+  virtual StatusOr<std::unique_ptr<NodeKernel>> CompileTactic(const graph::Graph& g,
+                                                              const graph::Node& node,
+                                                              const BuildOptions& options,
+                                                              std::string_view tactic) const {
+    return Compile(g, node, options);
+  }
+  // The device and library versions timings on this backend depend on (timing-cache keys).
+  virtual std::string DeviceDescription() const { return std::string(name()); }
 };
 
 // Registered backends: "reference" always; "cpu" (oneDNN) when built in.

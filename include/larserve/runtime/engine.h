@@ -8,6 +8,7 @@
 // and thread-safe; per-run state lives in ExecutionContexts (one per thread).
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -18,6 +19,7 @@
 #include "larserve/core/tensor.h"
 #include "larserve/graph/graph.h"
 #include "larserve/opt/pass.h"
+#include "larserve/runtime/tactics.h"
 
 namespace larserve::runtime {
 
@@ -26,6 +28,8 @@ std::string_view PrecisionName(Precision p);
 StatusOr<Precision> PrecisionFromName(std::string_view name);
 
 struct CalibrationTable;
+class Backend;
+class NodeKernel;
 
 struct BuildOptions {
   std::string backend =
@@ -40,6 +44,12 @@ struct BuildOptions {
   // INT8 activation ranges (runtime/calibration.h), keyed by the value names of the optimised
   // graph; required for precision int8, ignored otherwise. Shared, immutable.
   std::shared_ptr<const CalibrationTable> calibration;
+  // Tactic selection (runtime/tactics.h). Nodes with several implementations are timed at the
+  // OPT batch when a batch profile is set; timings are looked up in and added to this cache
+  // when given (the caller saves it). Not shared between concurrent builds.
+  std::shared_ptr<TimingCache> timing_cache;
+  // Tactics fixed by node name (a loaded plan's choices); such nodes are not timed.
+  std::map<std::string, std::string> tactics;
 };
 
 struct TensorSpec {
@@ -57,6 +67,7 @@ struct SegmentReport {
 struct BuildReport {
   std::vector<opt::PassReport> passes;
   std::vector<SegmentReport> segments;
+  std::vector<TacticReport> tactics;  // nodes that had more than one implementation to choose
   int nodes_before = 0;
   int nodes_after = 0;
   double seconds = 0;
@@ -136,11 +147,15 @@ class Engine {
   friend class ExecutionContext;
   Engine() = default;
   Status Finalize();  // partition, resolve kernels, fill inputs_/outputs_
+  // Compiles node n on `backend`, choosing among its tactics (plan, cache, timing or default).
+  StatusOr<std::unique_ptr<NodeKernel>> CompileNode(const Backend& backend, std::size_t n);
 
   graph::Graph graph_;  // optimised
   BuildOptions options_;
   std::vector<TensorSpec> inputs_, outputs_;
   std::vector<SegmentReport> segment_reports_;
+  std::vector<TacticReport> tactic_reports_;
+  std::map<std::string, std::string> chosen_tactics_;  // node name -> tactic, saved in plans
   std::vector<int> node_segment_;                           // per node: index into segment_reports_
   std::vector<int> last_use_;                               // per value: last node reading it
   std::vector<std::unique_ptr<class NodeKernel>> kernels_;  // per node

@@ -53,6 +53,27 @@ class OneDnnBackend : public Backend {
     }
     return op->compile(g, node, options);
   }
+
+  std::vector<std::string> Tactics(const graph::Graph& g, const graph::Node& node,
+                                   const BuildOptions& options) const override {
+    const OpSupport* op = FindOp(node);
+    if (!op || !op->tactics || !Supports(g, node, options)) return {};
+    return op->tactics(g, node, options);
+  }
+
+  StatusOr<std::unique_ptr<NodeKernel>> CompileTactic(const graph::Graph& g,
+                                                      const graph::Node& node,
+                                                      const BuildOptions& options,
+                                                      std::string_view tactic) const override {
+    const OpSupport* op = FindOp(node);
+    if (!op || !op->compile_tactic) return Compile(g, node, options);
+    if (!Supports(g, node, options)) {
+      return Unimplemented("the cpu backend does not implement " + node.Describe());
+    }
+    return op->compile_tactic(g, node, options, tactic);
+  }
+
+  std::string DeviceDescription() const override { return CpuDeviceDescription(); }
 };
 
 }  // namespace

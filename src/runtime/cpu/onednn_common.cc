@@ -7,6 +7,8 @@
 #include <new>
 #include <thread>
 
+#include "larserve/runtime/tactics.h"
+
 #if DNNL_CPU_THREADING_RUNTIME == DNNL_RUNTIME_OMP
 #include <omp.h>
 #endif
@@ -22,6 +24,41 @@ const dnnl::engine& CpuEngine() {
 bool CpuHasBf16() {
   const auto want = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
   return (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & want) == want;
+}
+
+std::string CpuDeviceDescription() {
+  const dnnl_version_t* v = dnnl_version();
+  std::string isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      isa = "sse41";
+      break;
+    case dnnl::cpu_isa::avx:
+      isa = "avx";
+      break;
+    case dnnl::cpu_isa::avx2:
+      isa = "avx2";
+      break;
+    case dnnl::cpu_isa::avx512_core:
+      isa = "avx512_core";
+      break;
+    case dnnl::cpu_isa::avx512_core_vnni:
+      isa = "avx512_core_vnni";
+      break;
+    case dnnl::cpu_isa::avx512_core_bf16:
+      isa = "avx512_core_bf16";
+      break;
+    case dnnl::cpu_isa::avx512_core_amx:
+      isa = "avx512_core_amx";
+      break;
+    case dnnl::cpu_isa::avx2_vnni:
+      isa = "avx2_vnni";
+      break;
+    default:
+      isa = "isa " + std::to_string(static_cast<unsigned>(dnnl::get_effective_cpu_isa()));
+  }
+  return "cpu oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+         std::to_string(v->patch) + " " + isa + " " + CpuModelName();
 }
 
 int ResolveThreads(int threads) {
@@ -211,7 +248,7 @@ Status ResolveWindow2d(const graph::Node& node, const Dims& in, const Dims& kern
 dnnl::memory ConstWeights::Get(const dnnl::memory::desc& want) const {
   const dnnl::engine& eng = CpuEngine();
   // The constant's buffer is never written: oneDNN only reads weights.
-  void* data = const_cast<void*>(data_.data());
+  void* data = const_cast<char*>(static_cast<const char*>(data_.data()) + offset_);
   if (want == user_md_) return dnnl::memory(want, eng, data);
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [md, t] : packed_) {

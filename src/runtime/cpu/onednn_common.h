@@ -50,6 +50,10 @@ const dnnl::engine& CpuEngine();
 // limited by ONEDNN_MAX_CPU_ISA). Without them bf16 builds run the dense ops in fp32.
 bool CpuHasBf16();
 
+// What kernel timings on this backend depend on: oneDNN's version, the instruction set it
+// uses here and the CPU model, e.g. "cpu oneDNN 2.7.3 avx512_core_bf16 Intel(R) Xeon(R) ...".
+std::string CpuDeviceDescription();
+
 // Intra-op threads for BuildOptions::threads (0 = every core).
 int ResolveThreads(int threads);
 
@@ -112,8 +116,10 @@ Status ResolveWindow2d(const graph::Node& node, const Dims& in, const Dims& kern
 // ExecutionContext, so weights are never reordered on the inference path.
 class ConstWeights {
  public:
-  ConstWeights(Tensor data, dnnl::memory::desc user_md)
-      : data_(std::move(data)), user_md_(std::move(user_md)) {}
+  // user_md describes the weights as stored in `data`, starting `offset` bytes in (a slice of
+  // a larger constant, such as one K-chunk of a matmul's weights).
+  ConstWeights(Tensor data, dnnl::memory::desc user_md, std::size_t offset = 0)
+      : data_(std::move(data)), user_md_(std::move(user_md)), offset_(offset) {}
   // A memory object (a new handle on the shared buffer) in layout `want`, packing it on first
   // use. Throws dnnl::error or std::bad_alloc.
   dnnl::memory Get(const dnnl::memory::desc& want) const;
@@ -121,6 +127,7 @@ class ConstWeights {
  private:
   Tensor data_;
   dnnl::memory::desc user_md_;
+  std::size_t offset_ = 0;
   mutable std::mutex mu_;
   mutable std::vector<std::pair<dnnl::memory::desc, Tensor>> packed_;
 };

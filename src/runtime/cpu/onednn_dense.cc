@@ -166,10 +166,23 @@ bool SupportsConv(const graph::Graph& g, const graph::Node& node) {
   return ParseActivation(node, &act);
 }
 
+// Convolution tactics (timed at build time, runtime/tactics.h):
+//   blocked-chunked  layouts chosen by oneDNN (blocked or brgemm), the batch run in chunks
+//                    whose blocked intermediate fits the L2 cache (the heuristic default)
+//   blocked          the same layouts, the whole batch in one call
+//   plain            NCHW source and destination (no reorders around the convolution)
+enum class ConvTactic { kBlockedChunked, kBlocked, kPlain };
+constexpr std::pair<ConvTactic, const char*> kConvTactics[] = {
+    {ConvTactic::kBlockedChunked, "blocked-chunked"},
+    {ConvTactic::kBlocked, "blocked"},
+    {ConvTactic::kPlain, "plain"}};
+
 class ConvKernel : public OneDnnKernel {
  public:
-  ConvKernel(const graph::Graph& g, const graph::Node& node, const BuildOptions& options)
+  ConvKernel(const graph::Graph& g, const graph::Node& node, const BuildOptions& options,
+             ConvTactic tactic = ConvTactic::kBlockedChunked)
       : OneDnnKernel(g, node, options, "conv"),
+        tactic_(tactic),
         group_(node.GetInt("group", 1)),
         has_bias_(node.inputs.size() == 3 && node.inputs[2] >= 0),
         bf16_(UseBf16(options)) {
@@ -245,6 +258,10 @@ class ConvKernel : public OneDnnKernel {
     // brgemm); plain NCHW is the fallback when those would leave only the reference kernel.
     bool blocked = true;
     auto choose = [&]() {
+      if (tactic_ == ConvTactic::kPlain) {
+        blocked = false;
+        if (Pd plain = make_pd(n, false)) return plain;
+      }
       blocked = true;
       Pd best = make_pd(n, true);
       if (!best || StartsWith(best.impl_info_str(), "ref")) {
@@ -279,7 +296,8 @@ class ConvKernel : public OneDnnKernel {
     // for the blocked intermediate to stay in the core's L2 cache between the convolution
     // writing it and the reorder reading it, instead of a round trip through DRAM.
     int64_t chunk = n;
-    if (pd.src_desc() != PlainDesc(xd) || pd.dst_desc() != PlainDesc(yd)) {
+    if (tactic_ == ConvTactic::kBlockedChunked &&
+        (pd.src_desc() != PlainDesc(xd) || pd.dst_desc() != PlainDesc(yd))) {
       const int64_t per_image =
           static_cast<int64_t>(std::max(pd.src_desc().get_size(), pd.dst_desc().get_size()) / n);
       chunk = std::clamp<int64_t>(kChunkBytesPerThread * threads_ / std::max<int64_t>(per_image, 1),
@@ -382,6 +400,7 @@ class ConvKernel : public OneDnnKernel {
   // Cache budget per thread for the blocked intermediate of one batch chunk (a share of L2).
   static constexpr int64_t kChunkBytesPerThread = int64_t{1} << 20;
 
+  ConvTactic tactic_;
   int64_t group_;
   bool has_bias_;
   bool bf16_;
@@ -443,11 +462,22 @@ bool SupportsMatMul(const graph::Graph& g, const graph::Node& node) {
          KnownRank(g, node.inputs[1], 2);
 }
 
+// Matmul tactics (timed at build time, runtime/tactics.h):
+//   packed      constant weights packed once into the layout oneDNN picks (the default)
+//   plain       weights read in their stored layout (oneDNN's GEMM-based implementation)
+//   ksplit-K    fp32 with constant weights and a long inner dimension: the product is summed
+//               over chunks of K columns (sum post-op), each chunk's weights packed, so that
+//               the slice of the source and the weights of one chunk stay in cache
+enum class GemmTactic { kPacked, kPlain, kKSplit };
+constexpr int64_t kKSplitChunks[] = {2048, 8192};
+
 class MatMulKernel : public OneDnnKernel {
  public:
   MatMulKernel(const graph::Graph& g, const graph::Node& node, const BuildOptions& options,
-               bool gemm)
+               bool gemm, GemmTactic tactic = GemmTactic::kPacked, int64_t k_chunk = 0)
       : OneDnnKernel(g, node, options, gemm ? "gemm" : "matmul"),
+        tactic_(tactic),
+        k_chunk_(k_chunk),
         trans_b_(gemm && node.GetInt("transB", 0) == 1),
         has_c_(gemm && node.inputs.size() == 3 && node.inputs[2] >= 0),
         bf16_(UseBf16(options)) {
@@ -455,6 +485,19 @@ class MatMulKernel : public OneDnnKernel {
     if (gemm) ParseActivation(node, &act_);
     if (const Tensor* b = ConstF32(g, node.inputs[1])) {
       weights_.emplace(*b, UserWeights(b->shape().dims(), kF32));
+      if (tactic_ == GemmTactic::kKSplit) {
+        // One packable slice of the weights per K chunk, as [kc, N] views of B.
+        const Dims bd = b->shape().dims();
+        const int64_t k = trans_b_ ? bd[1] : bd[0], n = trans_b_ ? bd[0] : bd[1];
+        for (int64_t k0 = 0; k0 < k; k0 += k_chunk_) {
+          const int64_t kc = std::min(k_chunk_, k - k0);
+          const memory::desc md = trans_b_ ? memory::desc({kc, n}, kF32, memory::dims{1, k})
+                                           : memory::desc({kc, n}, kF32, memory::dims{n, 1});
+          const std::size_t offset =
+              static_cast<std::size_t>(trans_b_ ? k0 : k0 * n) * sizeof(float);
+          k_chunk_weights_.push_back(std::make_unique<ConstWeights>(*b, md, offset));
+        }
+      }
     }
     if (has_c_) {
       if (const Tensor* c = ConstF32(g, node.inputs[2])) bias_ = *c;
@@ -507,12 +550,18 @@ class MatMulKernel : public OneDnnKernel {
     const memory::desc y_md = PlainDesc({m, n});
     const memory::desc w_user = UserWeights(bd, kF32);
     const memory::desc c_md = has_c_ ? memory::desc({1, n}, kF32, Tag::ab) : memory::desc();
+    if (tactic_ == GemmTactic::kKSplit && !k_chunk_weights_.empty() && !int8_ && !bf16_) {
+      return MakeKSplitPlan(m, k, n, y_md, c_md, plan);
+    }
     // Source and weights in `dt` (bf16, s8 or f32); bias and output always f32.
     auto make_pd = [&](memory::data_type dt) {
       const dnnl::primitive_attr attr = DenseAttr(act_, dt == kS8 ? &*int8_ : nullptr);
       const memory::desc a = dt == kF32 ? a_md : memory::desc(ad, dt, Tag::ab);
-      // Constant weights: let oneDNN pick a packed layout (made once by ConstWeights).
-      const memory::desc w = weights_ ? memory::desc({k, n}, dt, Tag::any) : UserWeights(bd, dt);
+      // Constant weights: let oneDNN pick a packed layout (made once by ConstWeights), unless
+      // the tactic reads them as stored.
+      const memory::desc w = weights_ && tactic_ != GemmTactic::kPlain
+                                 ? memory::desc({k, n}, dt, Tag::any)
+                                 : UserWeights(bd, dt);
       return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, w, c_md, y_md), attr, CpuEngine(),
                                           true);
     };
@@ -574,19 +623,63 @@ class MatMulKernel : public OneDnnKernel {
   }
 
  private:
+  // dst = sum over K chunks j of src[:, chunk j] x weights[chunk j, :]: the first chunk adds the
+  // bias, later ones accumulate into dst (sum post-op), the last applies the activation.
+  Status MakeKSplitPlan(int64_t m, int64_t k, int64_t n, const memory::desc& y_md,
+                        const memory::desc& c_md, Plan& plan) const {
+    const memory dst = plan.Bind(y_md, Source::kOutput, 0);
+    memory bias;
+    if (has_c_) {
+      bias = bias_.empty() ? plan.Bind(c_md, Source::kInput, 2)
+                           : memory(c_md, CpuEngine(), const_cast<void*>(bias_.data()));
+    }
+    const std::size_t chunks = k_chunk_weights_.size();
+    for (std::size_t j = 0; j < chunks; ++j) {
+      const int64_t k0 = static_cast<int64_t>(j) * k_chunk_;
+      const int64_t kc = std::min(k_chunk_, k - k0);
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::post_ops po;
+      if (j > 0) po.append_sum(1.0f);
+      if (j + 1 == chunks && act_.present) po.append_eltwise(1.0f, act_.alg, act_.alpha, act_.beta);
+      attr.set_post_ops(po);
+      // Columns [k0, k0 + kc) of the row-major source: a strided view, no copy.
+      const memory::desc a_j({m, kc}, kF32, memory::dims{k, 1});
+      const bool with_bias = j == 0 && has_c_;
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_j, memory::desc({kc, n}, kF32, Tag::any),
+                                                         with_bias ? c_md : memory::desc(), y_md),
+                                      attr, CpuEngine());
+      if (j == 0) {
+        plan.NoteImpl("", pd.impl_info_str());
+        plan.NoteImpl("in K chunks of", std::to_string(k_chunk_));
+      }
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, plan.Bind(a_j, Source::kInput, 0, static_cast<std::size_t>(k0) * 4)},
+          {DNNL_ARG_WEIGHTS, k_chunk_weights_[j]->Get(pd.weights_desc())},
+          {DNNL_ARG_DST, dst}};
+      if (with_bias) args[DNNL_ARG_BIAS] = bias;
+      plan.AddScratchpad(pd.scratchpad_desc(), args);
+      plan.Add(dnnl::matmul(pd), std::move(args));
+    }
+    return Status::Ok();
+  }
+
   // B as stored, seen as the [K, N] weights: row-major [K, N], or [N, K] read transposed.
   memory::desc UserWeights(const Dims& bd, memory::data_type dt) const {
     if (trans_b_) return memory::desc({bd[1], bd[0]}, dt, Tag::ba);
     return memory::desc(bd, dt, Tag::ab);
   }
 
+  GemmTactic tactic_;
+  int64_t k_chunk_;  // kKSplit only
   bool trans_b_;
   bool has_c_;
   bool bf16_;
   Activation act_;
   std::optional<ConstWeights> weights_;
-  Tensor bias_;                     // empty unless a constant
-  std::optional<Int8Params> int8_;  // set when this layer runs int8
+  std::vector<std::unique_ptr<ConstWeights>> k_chunk_weights_;  // kKSplit: one per K chunk
+  Tensor bias_;                                                 // empty unless a constant
+  std::optional<Int8Params> int8_;                              // set when this layer runs int8
 };
 
 template <typename K, typename... Extra>
@@ -604,6 +697,57 @@ StatusOr<std::unique_ptr<NodeKernel>> Make(const graph::Graph& g, const graph::N
 StatusOr<std::unique_ptr<NodeKernel>> CompileConv(const graph::Graph& g, const graph::Node& node,
                                                   const BuildOptions& options) {
   return Make<ConvKernel>(g, node, options);
+}
+
+std::vector<std::string> ConvTactics(const graph::Graph&, const graph::Node&, const BuildOptions&) {
+  std::vector<std::string> names;
+  for (const auto& [t, name] : kConvTactics) names.emplace_back(name);
+  return names;
+}
+
+StatusOr<std::unique_ptr<NodeKernel>> CompileConvTactic(const graph::Graph& g,
+                                                        const graph::Node& node,
+                                                        const BuildOptions& options,
+                                                        std::string_view tactic) {
+  for (const auto& [t, name] : kConvTactics) {
+    if (tactic == name) return Make<ConvKernel>(g, node, options, t);
+  }
+  return InvalidArgument(node.Describe() + ": unknown convolution tactic '" + std::string(tactic) +
+                         "'");
+}
+
+// The ksplit tactics apply to fp32 products with constant weights and a K long enough for at
+// least two chunks.
+std::vector<std::string> GemmTactics(const graph::Graph& g, const graph::Node& node,
+                                     const BuildOptions& options) {
+  std::vector<std::string> names = {"packed", "plain"};
+  const Tensor* b = ConstF32(g, node.inputs[1]);
+  if (!b || options.precision != Precision::kFp32 || b->shape().rank() != 2) return names;
+  const bool trans_b = node.op_type != "MatMul" && node.GetInt("transB", 0) == 1;
+  const int64_t k = b->shape()[trans_b ? 1 : 0];
+  for (int64_t chunk : kKSplitChunks) {
+    if (k >= 2 * chunk) names.push_back("ksplit-" + std::to_string(chunk));
+  }
+  return names;
+}
+
+StatusOr<std::unique_ptr<NodeKernel>> CompileGemmTactic(const graph::Graph& g,
+                                                        const graph::Node& node,
+                                                        const BuildOptions& options,
+                                                        std::string_view tactic) {
+  const bool gemm = node.op_type != "MatMul";
+  if (tactic == "packed") return Make<MatMulKernel>(g, node, options, gemm, GemmTactic::kPacked);
+  if (tactic == "plain") return Make<MatMulKernel>(g, node, options, gemm, GemmTactic::kPlain);
+  for (int64_t chunk : kKSplitChunks) {
+    if (tactic == "ksplit-" + std::to_string(chunk)) {
+      const std::vector<std::string> offered = GemmTactics(g, node, options);
+      if (std::find(offered.begin(), offered.end(), tactic) == offered.end()) break;
+      return Make<MatMulKernel>(g, node, options, gemm, GemmTactic::kKSplit, chunk);
+    }
+  }
+  return InvalidArgument(node.Describe() + ": tactic '" + std::string(tactic) +
+                         "' does not apply (available: packed, plain, ksplit-N for fp32 "
+                         "products with constant weights and long K)");
 }
 
 StatusOr<std::unique_ptr<NodeKernel>> CompileGemm(const graph::Graph& g, const graph::Node& node,
@@ -626,11 +770,11 @@ bool SupportsPlainGemm(const graph::Graph& g, const graph::Node& node) {
 }
 
 constexpr OpSupport kDenseOps[] = {
-    {"", "Conv", &SupportsPlainConv, &CompileConv},
-    {"larserve", "FusedConv", &SupportsConv, &CompileConv},
-    {"", "Gemm", &SupportsPlainGemm, &CompileGemm},
-    {"larserve", "FusedGemm", &SupportsGemm, &CompileGemm},
-    {"", "MatMul", &SupportsMatMul, &CompileMatMul},
+    {"", "Conv", &SupportsPlainConv, &CompileConv, &ConvTactics, &CompileConvTactic},
+    {"larserve", "FusedConv", &SupportsConv, &CompileConv, &ConvTactics, &CompileConvTactic},
+    {"", "Gemm", &SupportsPlainGemm, &CompileGemm, &GemmTactics, &CompileGemmTactic},
+    {"larserve", "FusedGemm", &SupportsGemm, &CompileGemm, &GemmTactics, &CompileGemmTactic},
+    {"", "MatMul", &SupportsMatMul, &CompileMatMul, &GemmTactics, &CompileGemmTactic},
 };
 
 }  // namespace

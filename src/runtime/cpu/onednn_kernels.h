@@ -4,7 +4,9 @@
 // reference kernel) and how to compile it.
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "larserve/core/status.h"
 #include "larserve/graph/graph.h"
@@ -19,6 +21,14 @@ struct OpSupport {
   bool (*supports)(const graph::Graph& g, const graph::Node& node);
   StatusOr<std::unique_ptr<NodeKernel>> (*compile)(const graph::Graph& g, const graph::Node& node,
                                                    const BuildOptions& options);
+  // Ops with alternative implementations (runtime/tactics.h): their names, the heuristic
+  // choice first, and how to compile one. Null for ops with a single implementation.
+  std::vector<std::string> (*tactics)(const graph::Graph& g, const graph::Node& node,
+                                      const BuildOptions& options) = nullptr;
+  StatusOr<std::unique_ptr<NodeKernel>> (*compile_tactic)(const graph::Graph& g,
+                                                          const graph::Node& node,
+                                                          const BuildOptions& options,
+                                                          std::string_view tactic) = nullptr;
 };
 
 // Conv, FusedConv, Gemm, FusedGemm, MatMul (onednn_dense.cc).
