@@ -90,9 +90,14 @@ StatusOr<std::shared_ptr<const runtime::CalibrationTable>> Calibration(const Bui
                                                                        const graph::Graph& g) {
   if (a.calib.empty()) {
     if (a.calib_cache.empty()) {
+      // A QDQ model states its own ranges (fold-qdq reads them from its QuantizeLinear nodes).
+      for (const auto& node : g.nodes) {
+        if (node.op_type == "QuantizeLinear" && node.domain.empty())
+          return std::shared_ptr<const runtime::CalibrationTable>();
+      }
       return InvalidArgument(
-          "precision int8 needs calibration data (--calib FILE.npy ...) or a calibration "
-          "cache (--calib-cache FILE)");
+          "precision int8 needs calibration data (--calib FILE.npy ...), a calibration "
+          "cache (--calib-cache FILE) or a model with QuantizeLinear/DequantizeLinear nodes");
     }
     ASSIGN_OR_RETURN(runtime::CalibrationTable t, runtime::CalibrationTable::Load(a.calib_cache));
     return std::make_shared<const runtime::CalibrationTable>(std::move(t));

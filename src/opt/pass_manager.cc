@@ -60,7 +60,7 @@ Status PassManager::Run(graph::Graph& g, const NodeEvaluator& evaluate,
   for (int round = 0; round < max_rounds; ++round) {
     int changed = 0;
     for (std::size_t k = 0; k < passes_.size(); ++k) {
-      PassContext ctx{evaluate, &out[k].log};
+      PassContext ctx{evaluate, &out[k].log, quantization_};
       Timer timer;
       auto n = passes_[k]->Run(g, ctx);
       out[k].milliseconds += timer.Seconds() * 1e3;
@@ -79,9 +79,16 @@ Status PassManager::Run(graph::Graph& g, const NodeEvaluator& evaluate,
   return g.Verify();
 }
 
-PassManager PassManager::Default() {
+PassManager PassManager::Default(const PipelineOptions& options) {
   PassManager pm;
   pm.Add(MakeEliminateIdentityPass());
+  // Before constant folding, which would turn the weights' DequantizeLinear into plain floats
+  // and lose their scales; after eliminate-identity, so that a Dropout between two pairs does
+  // not hide the second pair's consumers.
+  if (options.explicit_quantization) {
+    pm.quantization_ = options.explicit_quantization;
+    pm.Add(MakeFoldQdqPass());
+  }
   pm.Add(MakeConstantFoldingPass());
   pm.Add(MakeTransposeReshapePass());
   pm.Add(MakeFoldBatchNormPass());

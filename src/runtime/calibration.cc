@@ -155,6 +155,15 @@ float PercentileThreshold(const std::vector<double>& hist, float max_abs, double
   return max_abs;
 }
 
+std::shared_ptr<const CalibrationTable> WithExplicitQuantization(
+    const std::shared_ptr<const CalibrationTable>& base, const opt::ExplicitQuantization& q) {
+  auto t = base ? std::make_shared<CalibrationTable>(*base) : std::make_shared<CalibrationTable>();
+  t->method = base ? base->method + "+qdq" : "qdq";
+  for (const auto& [name, amax] : q.activation_amax) t->amax[name] = amax;
+  for (const auto& [node, scales] : q.weight_scales) t->weight_scales[node] = scales;
+  return t;
+}
+
 StatusOr<CalibrationTable> Calibrate(const graph::Graph& graph,
                                      const std::vector<std::vector<Tensor>>& batches,
                                      const CalibrationOptions& options) {

@@ -302,10 +302,21 @@ StatusOr<std::unique_ptr<Engine>> Engine::Build(graph::Graph graph, const BuildO
   BuildReport local;
   BuildReport& r = report ? *report : local;
   r.nodes_before = static_cast<int>(graph.nodes.size());
-  RETURN_IF_ERROR(opt::PassManager::Default().Run(graph, ReferenceEvaluator(), &r.passes));
+  // --- explicit quantisation (QDQ models; opt/fold_qdq.cc) ---
+  // At int8, fold-qdq removes symmetric int8 Q/DQ pairs and records their ranges and weight
+  // scales, which join the calibration table the kernels read (ahead of calibrated ranges). At
+  // other precisions the Q/DQ nodes stay, with their exact rounding.
+  opt::ExplicitQuantization explicit_q;
+  opt::PipelineOptions pipeline;
+  if (options.precision == Precision::kInt8) pipeline.explicit_quantization = &explicit_q;
+  RETURN_IF_ERROR(opt::PassManager::Default(pipeline).Run(graph, ReferenceEvaluator(), &r.passes));
+  BuildOptions effective = options;
+  if (!explicit_q.empty())
+    effective.calibration = WithExplicitQuantization(options.calibration, explicit_q);
+  // --- end explicit quantisation ---
   std::unique_ptr<Engine> e(new Engine());
   e->graph_ = std::move(graph);
-  e->options_ = options;
+  e->options_ = effective;
   RETURN_IF_ERROR(e->Finalize());
   r.nodes_after = static_cast<int>(e->graph_.nodes.size());
   r.segments = e->segment_reports_;
@@ -462,6 +473,9 @@ Status Engine::SavePlan(const std::string& path) const {
   if (options_.calibration) {
     h["calibration"] = {{"method", options_.calibration->method},
                         {"amax", options_.calibration->amax}};
+    // QDQ models' weight scales (fold-qdq): without them a loaded plan would requantise.
+    if (!options_.calibration->weight_scales.empty())
+      h["calibration"]["weight_scales"] = options_.calibration->weight_scales;
   }
   nlohmann::json segs = nlohmann::json::array();
   for (const auto& s : segment_reports_)
@@ -556,6 +570,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path, int 
       auto table = std::make_shared<CalibrationTable>();
       table->method = h["calibration"].at("method").get<std::string>();
       table->amax = h["calibration"].at("amax").get<std::map<std::string, float>>();
+      if (h["calibration"].contains("weight_scales")) {
+        table->weight_scales = h["calibration"]["weight_scales"]
+                                   .get<std::map<std::string, std::vector<float>>>();
+      }
       options.calibration = std::move(table);
     }
   } catch (const nlohmann::json::exception& e) {

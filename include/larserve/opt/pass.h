@@ -4,6 +4,7 @@
 // manager verifies the graph after every pass, so a broken rewrite is caught at the pass that
 // made it.
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,9 +23,28 @@ using NodeEvaluator =
     std::function<Status(const graph::Node& node, int64_t opset, std::span<const Tensor> inputs,
                          std::vector<Tensor>& outputs)>;
 
+// Explicit quantisation (TensorRT's "explicit precision"): what the QuantizeLinear /
+// DequantizeLinear nodes of a QDQ model said, recorded by fold-qdq as it removes them so that the
+// int8 kernels can reproduce it. Engine::Build merges it into BuildOptions::calibration, where it
+// takes precedence over calibrated ranges.
+struct ExplicitQuantization {
+  // Value name -> amax (127 * scale) of a symmetric per-tensor int8 activation pair that was
+  // removed: readers of the pair's output now read this value and quantise it with this range.
+  std::map<std::string, float> activation_amax;
+  // Dense node name (Conv, Gemm, MatMul; their fused forms keep the name) -> the int8 scale of
+  // its weights per output channel, from the DequantizeLinear that produced them. Keyed by node,
+  // not by weight value, because later passes may replace the weights by a permuted copy
+  // (fold-transpose-into-gemm), which keeps the per-output-channel scales but not the name.
+  std::map<std::string, std::vector<float>> weight_scales;
+  bool empty() const { return activation_amax.empty() && weight_scales.empty(); }
+};
+
 struct PassContext {
   NodeEvaluator evaluate;         // required by constant folding
   std::vector<std::string>* log;  // one line per rewrite; may be null
+  // Where fold-qdq records the quantisation it removes; null: it removes nothing, since nothing
+  // would carry the ranges to the kernels.
+  ExplicitQuantization* quantization = nullptr;
   void Log(std::string line) const {
     if (log) log->push_back(std::move(line));
   }
@@ -45,12 +65,21 @@ std::unique_ptr<Pass> MakeFoldBatchNormPass();       // Conv -> BatchNormalizati
 std::unique_ptr<Pass> MakeFuseBiasActivationPass();  // Conv/Gemm/MatMul + Add + activation
 std::unique_ptr<Pass> MakeTransposeReshapePass();    // cancel/merge/simplify layout ops
 std::unique_ptr<Pass> MakeFoldTransposeIntoGemmPass();  // Transpose -> Flatten -> Gemm: permute weights
+// Int8 builds only: symmetric int8 QuantizeLinear -> DequantizeLinear pairs -> ranges, weight
+// DequantizeLinear -> weight scales (PassContext::quantization).
+std::unique_ptr<Pass> MakeFoldQdqPass();
 
 struct PassReport {
   std::string pass;
   int rewrites = 0;
   double milliseconds = 0;
   std::vector<std::string> log;
+};
+
+struct PipelineOptions {
+  // Non-null (int8 builds): run fold-qdq and record there what the Q/DQ nodes meant. Null: Q/DQ
+  // nodes stay and run with their exact ONNX rounding.
+  ExplicitQuantization* explicit_quantization = nullptr;
 };
 
 class PassManager {
@@ -61,11 +90,13 @@ class PassManager {
   Status Run(graph::Graph& g, const NodeEvaluator& evaluate, std::vector<PassReport>* report,
              int max_rounds = 4) const;
 
-  // The default pipeline, in TensorRT's order: clean up, fold constants, fold batch norm, fuse.
-  static PassManager Default();
+  // The default pipeline, in TensorRT's order: clean up, [fold Q/DQ,] fold constants, fold batch
+  // norm, fuse.
+  static PassManager Default(const PipelineOptions& options = {});
 
  private:
   std::vector<std::unique_ptr<Pass>> passes_;
+  ExplicitQuantization* quantization_ = nullptr;  // handed to every pass in PassContext
 };
 
 // Removes values no node or output refers to and renumbers the rest.

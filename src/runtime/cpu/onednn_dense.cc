@@ -13,6 +13,8 @@
 // accumulates in s32 and writes f32 through the output scales s_x * s_w[oc]. oneDNN 2.x adds
 // the bias before the output scales, so the f32 bias is stored divided by them; the fused
 // activation is a post-op on the scaled result, as in fp32. Other nodes run fp32 and say why.
+// QDQ models (opt/fold_qdq.cc): the model's own weight scales (CalibrationTable::weight_scales)
+// replace max |W| / 127, so that the int8 weights are the model's, exactly.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -82,28 +84,66 @@ float Int8Amax(const graph::Graph& g, const graph::Node& node, const BuildOption
   return it->second;
 }
 
+// --- explicit weight scales (QDQ models) ---
+// The weight scales a QDQ model gave this node (fold-qdq), or null.
+const std::vector<float>* ExplicitWeightScales(const graph::Node& node,
+                                               const BuildOptions& options) {
+  if (!options.calibration) return nullptr;
+  const auto& m = options.calibration->weight_scales;
+  const auto it = m.find(node.name);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+// Whether `scales` reproduce the weights: every w / s_w[oc] an integer of [-128, 127] up to
+// float rounding. Weights folded from DequantizeLinear are s_w * q exactly; a pass that changed
+// them afterwards (batch-norm folding, say) makes the record stale, and then it is not used.
+bool ScalesReproduce(const std::vector<float>& scales, const float* src, int64_t channels,
+                     int64_t inner, int64_t oc_stride, int64_t i_stride) {
+  if (static_cast<int64_t>(scales.size()) != channels) return false;
+  for (int64_t oc = 0; oc < channels; ++oc) {
+    const float s = scales[static_cast<std::size_t>(oc)];
+    if (!(s > 0) || !std::isfinite(s)) return false;
+    for (int64_t i = 0; i < inner; ++i) {
+      const float r = src[oc * oc_stride + i * i_stride] / s;
+      if (!(std::fabs(r - std::nearbyint(r)) <= 1e-3f) || r < -128.5f || r > 127.5f) return false;
+    }
+  }
+  return true;
+}
+// --- end explicit weight scales ---
+
 // Quantises weights symmetric per output channel: `w` holds `channels` output channels, element
 // (oc, i) at oc * oc_stride + i * i_stride for i < inner. `user_md` describes the s8 result
-// in the same layout as `w`. `bias` (may be empty) has one value per channel.
+// in the same layout as `w`. `bias` (may be empty) has one value per channel. `explicit_scales`
+// (may be null): a QDQ model's scales, used where they reproduce `w` (else `note` says so).
 Int8Params QuantizeWeights(float amax, const Tensor& w, int64_t channels, int64_t inner,
                            int64_t oc_stride, int64_t i_stride, const memory::desc& user_md,
-                           const Tensor& bias) {
+                           const Tensor& bias, const std::vector<float>* explicit_scales,
+                           std::string* note) {
   Int8Params p;
   p.src_scale = amax / 127.0f;
   auto q = Tensor::Create(DType::kInt8, w.shape());
   if (!q.ok()) throw std::bad_alloc();
   const float* src = static_cast<const float*>(w.data());
   auto* dst = static_cast<int8_t*>(q->data());
+  const bool given = explicit_scales &&
+                     ScalesReproduce(*explicit_scales, src, channels, inner, oc_stride, i_stride);
+  if (explicit_scales && !given)
+    *note += " (the model's weight scales do not fit these weights: requantised)";
+  // The model's int8 weights may use -128; computed scales stay symmetric.
+  const float lo = given ? -128.0f : -127.0f;
   p.out_scales.resize(static_cast<std::size_t>(channels));
   for (int64_t oc = 0; oc < channels; ++oc) {
     float max_abs = 0;
-    for (int64_t i = 0; i < inner; ++i) {
+    for (int64_t i = 0; i < inner && !given; ++i) {
       max_abs = std::max(max_abs, std::fabs(src[oc * oc_stride + i * i_stride]));
     }
-    const float s_w = max_abs > 0 && std::isfinite(max_abs) ? max_abs / 127.0f : 1.0f;
+    const float s_w = given ? (*explicit_scales)[static_cast<std::size_t>(oc)]
+                      : max_abs > 0 && std::isfinite(max_abs) ? max_abs / 127.0f
+                                                              : 1.0f;
     for (int64_t i = 0; i < inner; ++i) {
       const float v = std::nearbyint(src[oc * oc_stride + i * i_stride] / s_w);
-      dst[oc * oc_stride + i * i_stride] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+      dst[oc * oc_stride + i * i_stride] = static_cast<int8_t>(std::clamp(v, lo, 127.0f));
     }
     p.out_scales[oc] = p.src_scale * s_w;
   }
@@ -200,9 +240,10 @@ class ConvKernel : public OneDnnKernel {
         const Tensor& w = *ConstF32(g, node.inputs[1]);
         const Dims wd = w.shape().dims();
         const int64_t inner = wd[1] * wd[2] * wd[3];
-        int8_ = QuantizeWeights(
-            amax, w, wd[0], inner, inner, 1,
-            memory::desc(WeightDims(wd), kS8, group_ > 1 ? Tag::goihw : Tag::oihw), bias_);
+        int8_ =
+            QuantizeWeights(amax, w, wd[0], inner, inner, 1,
+                            memory::desc(WeightDims(wd), kS8, group_ > 1 ? Tag::goihw : Tag::oihw),
+                            bias_, ExplicitWeightScales(node, options), &precision_note_);
       }
     }
   }
@@ -508,8 +549,11 @@ class MatMulKernel : public OneDnnKernel {
         const Dims bd = b.shape().dims();
         // Output channel n: row n of B [N, K] (transB), else column n of B [K, N].
         const int64_t k = trans_b_ ? bd[1] : bd[0], n = trans_b_ ? bd[0] : bd[1];
-        int8_ = trans_b_ ? QuantizeWeights(amax, b, n, k, k, 1, UserWeights(bd, kS8), bias_)
-                         : QuantizeWeights(amax, b, n, k, 1, n, UserWeights(bd, kS8), bias_);
+        const std::vector<float>* given = ExplicitWeightScales(node, options);
+        int8_ = trans_b_ ? QuantizeWeights(amax, b, n, k, k, 1, UserWeights(bd, kS8), bias_, given,
+                                           &precision_note_)
+                         : QuantizeWeights(amax, b, n, k, 1, n, UserWeights(bd, kS8), bias_, given,
+                                           &precision_note_);
       }
     }
   }

@@ -1037,7 +1037,11 @@ Status ResolveQuantParams(const Node& node, int64_t opset, const Tensor& x, cons
   if (scale.dtype() != DType::kFloat32) {
     return CheckDType(node, "scale", scale.dtype(), {DType::kFloat32});
   }
-  if (zero_point && zero_point->shape() != scale.shape()) {
+  // One-element scale and zero point are both per-tensor whatever their ranks: onnxruntime's
+  // quantize_static writes a [1] scale with a scalar zero point for per-channel biases of one
+  // channel.
+  if (zero_point && zero_point->shape() != scale.shape() &&
+      !(zero_point->num_elements() == 1 && scale.num_elements() == 1)) {
     return Invalid(node, "zero point of shape " + zero_point->shape().ToString() +
                              " differs from the scale's " + scale.shape().ToString());
   }
