@@ -11,9 +11,11 @@ using RunFn = std::function<int()>;
 
 void RegisterSim(CLI::App& app, RunFn* run);
 void RegisterDisplay(CLI::App& app, RunFn* run);
+void RegisterPatches(CLI::App& app, RunFn* run);
 void RegisterBuild(CLI::App& app, RunFn* run);
 void RegisterExec(CLI::App& app, RunFn* run);
 void RegisterInfer(CLI::App& app, RunFn* run);
+void RegisterReco(CLI::App& app, RunFn* run);
 
 // Prints "larserve <command>: error: <message>" to stderr and returns the exit code 1.
 int Fail(const char* command, const std::string& message);

@@ -1,4 +1,4 @@
-// larserve: one CLI for the whole chain (simulation, display, build, exec; later reco, serve).
+// larserve: one CLI for the whole chain (simulation, display, patches, build, exec; later serve).
 #include <cstdio>
 
 #include <CLI/CLI.hpp>
@@ -15,9 +15,11 @@ int main(int argc, char** argv) {
   larserve::apps::RunFn run;
   larserve::apps::RegisterSim(app, &run);
   larserve::apps::RegisterDisplay(app, &run);
+  larserve::apps::RegisterPatches(app, &run);
   larserve::apps::RegisterBuild(app, &run);
   larserve::apps::RegisterExec(app, &run);
   larserve::apps::RegisterInfer(app, &run);
+  larserve::apps::RegisterReco(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

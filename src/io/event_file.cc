@@ -1,7 +1,6 @@
 #include "larserve/io/event_file.h"
 
 #include <hdf5.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -10,82 +9,13 @@
 #include <mutex>
 #include <type_traits>
 
+#include "hdf5_util.h"
 #include "larserve/version.h"
 
 namespace larserve::io {
 namespace {
 
-// HDF5 is used from one thread at a time in this process. Recursive: error paths destroy
-// half-built readers and writers while the lock is held.
-std::recursive_mutex& Hdf5Mutex() {
-  static std::recursive_mutex m;
-  return m;
-}
-
-void SilenceHdf5() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
-}
-
-// The innermost message of the current HDF5 error stack ("" when empty).
-std::string Hdf5Error() {
-  std::string msg;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_DOWNWARD,
-      [](unsigned n, const H5E_error2_t* e, void* data) -> herr_t {
-        auto* out = static_cast<std::string*>(data);
-        if (e->desc && *e->desc) {
-          if (!out->empty()) *out += "; ";
-          *out += e->desc;
-        }
-        return n >= 2 ? 1 : 0;  // the first few frames are the informative ones
-      },
-      &msg);
-  H5Eclear2(H5E_DEFAULT);
-  return msg;
-}
-
-class Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  Handle() = default;
-  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-  Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
-  Handle& operator=(Handle&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      id_ = o.id_;
-      closer_ = o.closer_;
-      o.id_ = -1;
-    }
-    return *this;
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() { Reset(); }
-  void Reset() {
-    if (id_ >= 0 && closer_) closer_(id_);
-    id_ = -1;
-  }
-  hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-
- private:
-  hid_t id_ = -1;
-  Closer closer_ = nullptr;
-};
-
-template <typename T>
-hid_t NativeType() {
-  if constexpr (std::is_same_v<T, float>) return H5T_NATIVE_FLOAT;
-  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  if constexpr (std::is_same_v<T, int32_t>) return H5T_NATIVE_INT32;
-  if constexpr (std::is_same_v<T, int64_t>) return H5T_NATIVE_INT64;
-  if constexpr (std::is_same_v<T, uint64_t>) return H5T_NATIVE_UINT64;
-  if constexpr (std::is_same_v<T, uint16_t>) return H5T_NATIVE_UINT16;
-  if constexpr (std::is_same_v<T, uint32_t>) return H5T_NATIVE_UINT32;
-  if constexpr (std::is_same_v<T, uint8_t>) return H5T_NATIVE_UINT8;
-}
+using namespace internal;  // NOLINT: the shared HDF5 helpers of this module
 
 // On-disk row of the particles table (packed in the file).
 struct ParticleRow {
@@ -135,69 +65,6 @@ std::string PlanePath(int64_t index, int apa, int plane) {
 
 // ---------------------------------------------------------------- writing helpers
 
-Handle CreateGroup(hid_t loc, const std::string& name) {
-  Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
-  H5Pset_obj_track_times(gcpl.get(), false);  // no time stamps: same seed, same bytes
-  return Handle(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
-}
-
-Status WriteStringAttr(hid_t loc, const char* name, const std::string& value) {
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
-  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  std::string padded = value.empty() ? std::string(1, '\0') : value;
-  if (!attr.valid() || H5Awrite(attr.get(), type.get(), padded.data()) < 0) {
-    return Internal(std::string("cannot write attribute ") + name + ": " + Hdf5Error());
-  }
-  return Status::Ok();
-}
-
-template <typename T>
-Status WriteArrayAttr(hid_t loc, const char* name, const T* values, std::size_t n) {
-  const hsize_t dims[1] = {n};
-  Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  Handle attr(H5Acreate2(loc, name, NativeType<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose);
-  if (!attr.valid() || H5Awrite(attr.get(), NativeType<T>(), values) < 0) {
-    return Internal(std::string("cannot write attribute ") + name + ": " + Hdf5Error());
-  }
-  return Status::Ok();
-}
-
-template <typename T>
-Status WriteScalarAttr(hid_t loc, const char* name, T value) {
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr(H5Acreate2(loc, name, NativeType<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose);
-  if (!attr.valid() || H5Awrite(attr.get(), NativeType<T>(), &value) < 0) {
-    return Internal(std::string("cannot write attribute ") + name + ": " + Hdf5Error());
-  }
-  return Status::Ok();
-}
-
-template <typename T>
-Status UpdateScalarAttr(hid_t loc, const char* name, T value) {
-  Handle attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
-  if (!attr.valid() || H5Awrite(attr.get(), NativeType<T>(), &value) < 0) {
-    return Internal(std::string("cannot update attribute ") + name + ": " + Hdf5Error());
-  }
-  return Status::Ok();
-}
-
-uint32_t Crc32(const void* data, std::size_t bytes) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto* p = static_cast<const Bytef*>(data);
-  while (bytes > 0) {
-    const uInt step = static_cast<uInt>(std::min<std::size_t>(bytes, 1u << 30));
-    crc = crc32(crc, p, step);
-    p += step;
-    bytes -= step;
-  }
-  return static_cast<uint32_t>(crc);
-}
-
 // Compares the CRC-32 stored with a dataset with that of the values read.
 Status VerifyCrc(hid_t ds, const std::string& name, const void* data, std::size_t bytes) {
   if (H5Aexists(ds, "crc32") <= 0) return DataLoss("dataset '" + name + "' has no crc32 attribute");
@@ -246,57 +113,6 @@ Status WriteVector(hid_t loc, const char* name, const std::vector<T>& v, int lev
 }
 
 // ---------------------------------------------------------------- reading helpers
-
-StatusOr<std::string> ReadStringAttr(hid_t loc, const char* name) {
-  if (H5Aexists(loc, name) <= 0)
-    return NotFound(std::string("attribute '") + name + "' is missing");
-  Handle attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
-  Handle type(H5Aget_type(attr.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0) {
-    return InvalidArgument(std::string("attribute '") + name + "' is not a fixed-length string");
-  }
-  const std::size_t size = H5Tget_size(type.get());
-  if (size == 0 || size > (64u << 20)) {
-    return InvalidArgument(std::string("attribute '") + name + "' has an implausible size");
-  }
-  std::string out(size, '\0');
-  if (H5Aread(attr.get(), type.get(), out.data()) < 0) {
-    return DataLoss(std::string("cannot read attribute '") + name + "': " + Hdf5Error());
-  }
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
-template <typename T>
-StatusOr<std::vector<T>> ReadArrayAttr(hid_t loc, const char* name, std::size_t max_n) {
-  if (H5Aexists(loc, name) <= 0)
-    return NotFound(std::string("attribute '") + name + "' is missing");
-  Handle attr(H5Aopen(loc, name, H5P_DEFAULT), H5Aclose);
-  Handle space(H5Aget_space(attr.get()), H5Sclose);
-  Handle type(H5Aget_type(attr.get()), H5Tclose);
-  const H5T_class_t cls = H5Tget_class(type.get());
-  const bool want_float = std::is_floating_point_v<T>;
-  if ((want_float && cls != H5T_FLOAT && cls != H5T_INTEGER) ||
-      (!want_float && cls != H5T_INTEGER)) {
-    return InvalidArgument(std::string("attribute '") + name + "' has the wrong type");
-  }
-  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
-  if (n < 1 || static_cast<std::size_t>(n) > max_n) {
-    return InvalidArgument(std::string("attribute '") + name + "' has " + std::to_string(n) +
-                           " values, expected 1 to " + std::to_string(max_n));
-  }
-  std::vector<T> out(static_cast<std::size_t>(n));
-  if (H5Aread(attr.get(), NativeType<T>(), out.data()) < 0) {
-    return DataLoss(std::string("cannot read attribute '") + name + "': " + Hdf5Error());
-  }
-  return out;
-}
-
-template <typename T>
-StatusOr<T> ReadScalarAttr(hid_t loc, const char* name) {
-  ASSIGN_OR_RETURN(std::vector<T> v, ReadArrayAttr<T>(loc, name, 1));
-  return v[0];
-}
 
 // Reads a 1-D dataset of T (after checking its stored type class and size) of at most max_n.
 template <typename T>

@@ -91,34 +91,105 @@ StatusOr<Tensor> ReadNpy(const std::string& path) {
   return t;
 }
 
-Status WriteNpy(const std::string& path, const Tensor& tensor) {
-  const NpyType* type = nullptr;
+namespace {
+
+const NpyType* FindType(DType dtype) {
   for (const auto& t : kTypes) {
-    if (t.dtype == tensor.dtype()) type = &t;
+    if (t.dtype == dtype) return &t;
   }
-  if (!type)
-    return Unimplemented("cannot write " + std::string(DTypeName(tensor.dtype())) + " to .npy");
+  return nullptr;
+}
+
+// The magic, version 1.0 and header of an array, the data starting at a multiple of 64 bytes.
+// min_header_bytes pads the header to at least that size, so that a streamed file's header can
+// be rewritten in place with a larger row count.
+std::string NpyPreamble(const char* descr, const std::vector<int64_t>& dims,
+                        std::size_t min_header_bytes = 0) {
   // Python tuple syntax: "()", "(5,)", "(2, 3)".
   std::string shape;
-  for (std::size_t i = 0; i < tensor.shape().rank(); ++i) {
-    shape += (i ? ", " : "") + std::to_string(tensor.shape()[i]);
-  }
-  if (tensor.shape().rank() == 1) shape += ",";
-  std::string header = "{'descr': '" + std::string(type->descr) +
-                       "', 'fortran_order': False, 'shape': (" + shape + "), }";
-  // Pad with spaces so that the data starts at a multiple of 64 bytes; end with a newline.
+  for (std::size_t i = 0; i < dims.size(); ++i) shape += (i ? ", " : "") + std::to_string(dims[i]);
+  if (dims.size() == 1) shape += ",";
+  std::string header =
+      "{'descr': '" + std::string(descr) + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  if (header.size() + 1 < min_header_bytes) header.append(min_header_bytes - header.size() - 1, ' ');
   const std::size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  const uint16_t hl = static_cast<uint16_t>(header.size());
+  out.append(reinterpret_cast<const char*>(&hl), 2);
+  return out + header;
+}
+
+// Header space of a streamed file: room for any row count up to 20 digits.
+constexpr std::size_t kStreamHeaderBytes = 182;
+
+}  // namespace
+
+Status WriteNpy(const std::string& path, const Tensor& tensor) {
+  const NpyType* type = FindType(tensor.dtype());
+  if (!type)
+    return Unimplemented("cannot write " + std::string(DTypeName(tensor.dtype())) + " to .npy");
+  const std::string preamble = NpyPreamble(type->descr, tensor.shape().dims());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return NotFound("cannot create npy file '" + path + "'");
-  out.write("\x93NUMPY\x01\x00", 8);
-  const uint16_t hl = static_cast<uint16_t>(header.size());
-  out.write(reinterpret_cast<const char*>(&hl), 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out.write(preamble.data(), static_cast<std::streamsize>(preamble.size()));
   out.write(static_cast<const char*>(tensor.data()),
             static_cast<std::streamsize>(tensor.num_bytes()));
   if (!out) return DataLoss("cannot write npy file '" + path + "'");
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<NpyStreamWriter>> NpyStreamWriter::Create(const std::string& path,
+                                                                   DType dtype,
+                                                                   std::vector<int64_t> inner_dims) {
+  const NpyType* type = FindType(dtype);
+  if (!type) return Unimplemented("cannot write " + std::string(DTypeName(dtype)) + " to .npy");
+  std::unique_ptr<NpyStreamWriter> w(new NpyStreamWriter());
+  w->path_ = path;
+  w->descr_ = type->descr;
+  w->inner_ = std::move(inner_dims);
+  w->row_bytes_ = DTypeSize(dtype);
+  for (int64_t d : w->inner_) {
+    if (d < 0) return InvalidArgument("npy stream '" + path + "': negative dimension");
+    w->row_bytes_ *= static_cast<std::size_t>(d);
+  }
+  w->file_ = std::fopen(path.c_str(), "wb");
+  if (!w->file_) return NotFound("cannot create npy file '" + path + "'");
+  std::vector<int64_t> dims = {0};
+  dims.insert(dims.end(), w->inner_.begin(), w->inner_.end());
+  const std::string preamble = NpyPreamble(w->descr_.c_str(), dims, kStreamHeaderBytes);
+  if (std::fwrite(preamble.data(), 1, preamble.size(), w->file_) != preamble.size() ||
+      std::fflush(w->file_) != 0) {
+    return DataLoss("cannot write npy file '" + path + "'");
+  }
+  return w;
+}
+
+NpyStreamWriter::~NpyStreamWriter() {
+  if (file_) (void)Close();
+}
+
+Status NpyStreamWriter::Append(const void* data, int64_t rows) {
+  if (!file_) return FailedPrecondition("npy file '" + path_ + "' is closed");
+  const std::size_t bytes = static_cast<std::size_t>(rows) * row_bytes_;
+  if (rows < 0 || (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes)) {
+    return DataLoss("cannot write npy file '" + path_ + "'");
+  }
+  rows_ += rows;
+  return Status::Ok();
+}
+
+Status NpyStreamWriter::Close() {
+  if (!file_) return Status::Ok();
+  std::vector<int64_t> dims = {rows_};
+  dims.insert(dims.end(), inner_.begin(), inner_.end());
+  const std::string preamble = NpyPreamble(descr_.c_str(), dims, kStreamHeaderBytes);
+  bool ok = std::fseek(file_, 0, SEEK_SET) == 0 &&
+            std::fwrite(preamble.data(), 1, preamble.size(), file_) == preamble.size();
+  ok = std::fclose(file_) == 0 && ok;
+  file_ = nullptr;
+  if (!ok) return DataLoss("cannot finish npy file '" + path_ + "'");
   return Status::Ok();
 }
 

@@ -29,6 +29,33 @@ for mode in "" "--truth"; do
 done
 "$LARSERVE" --help >/dev/null && "$LARSERVE" sim --help | grep -q -- "--events" && ok "help" || bad "help"
 
+# patches: a training set from the 2 events; every label present in the JSON summary; the
+# file does not depend on the thread count.
+count() { grep -A4 "\"$2\": {" "$1" | grep -m1 "\"$3\":" | tr -dc '0-9'; }
+if "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/p.h5" --json >"$WORK/patches.json" 2>"$WORK/err" &&
+  grep -q '"events": 2' "$WORK/patches.json" &&
+  [[ "$(count "$WORK/patches.json" by_label track)" -gt 0 ]] &&
+  [[ "$(count "$WORK/patches.json" by_label em)" -gt 0 ]] &&
+  [[ "$(count "$WORK/patches.json" by_label none)" -gt 0 ]] &&
+  [[ "$(grep -m1 '"empty":' "$WORK/patches.json" | tr -dc '0-9')" -gt 0 ]]; then
+  ok "patches --json"
+else
+  bad "patches --json: $(cat "$WORK/err") $(head -c 600 "$WORK/patches.json")"
+fi
+if "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/p2.h5" --threads 3 >"$WORK/out" 2>&1 && cmp -s "$WORK/p.h5" "$WORK/p2.h5" &&
+  grep -q "total" "$WORK/out"; then
+  ok "patches: same seed, 1 and 3 threads: identical files"
+else
+  bad "patches: 1 and 3 threads differ: $(cat "$WORK/out")"
+fi
+if "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/pe.h5" --balance none --planes W --json >"$WORK/pe.json" 2>"$WORK/err" &&
+  [[ "$(grep -m1 '"patches":' "$WORK/pe.json" | tr -dc '0-9')" -eq "$(count "$WORK/pe.json" hits W)" ]] &&
+  ! grep -q '"U":' "$WORK/pe.json"; then
+  ok "patches --balance none --planes W: one patch per hit"
+else
+  bad "patches --balance none: $(cat "$WORK/err") $(head -c 600 "$WORK/pe.json")"
+fi
+
 # Bad options and values.
 expect_error "unknown option" "not expected|unknown|--frobnicate" "$LARSERVE" sim --frobnicate -o "$WORK/x.h5"
 expect_error "unknown command" "frobnicate|not expected|subcommand" "$LARSERVE" frobnicate
@@ -56,5 +83,18 @@ expect_error "event out of range" "holds 2 events" "$LARSERVE" display "$WORK/ev
 expect_error "bad plane" "plane" "$LARSERVE" display "$WORK/ev.h5" --plane X -o "$WORK/x.png"
 expect_error "bad window" "channel|window|range" "$LARSERVE" display "$WORK/ev.h5" --channels 900:2000 -o "$WORK/x.png"
 expect_error "bad window syntax" "LO:HI" "$LARSERVE" display "$WORK/ev.h5" --ticks 5-9 -o "$WORK/x.png"
+
+# patches: bad files and options.
+expect_error "patches: missing file" "does not exist" "$LARSERVE" patches "$WORK/none.h5" -o "$WORK/x.h5"
+expect_error "patches: random bytes" "not an HDF5 file" "$LARSERVE" patches "$WORK/random.h5" -o "$WORK/x.h5"
+head -c $((size / 2)) "$WORK/ev.h5" >"$WORK/trunc.h5"
+expect_error "patches: truncated events file" "truncated|corrupt|cannot|missing" "$LARSERVE" patches "$WORK/trunc.h5" -o "$WORK/x.h5"
+expect_error "patches: a patch file as input" "not a larserve events file" "$LARSERVE" patches "$WORK/p.h5" -o "$WORK/x.h5"
+expect_error "patches: unwritable output" "cannot create" "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/no/such/dir/x.h5"
+expect_error "patches: output is the input" "is the input" "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/ev.h5"
+expect_error "patches: bad plane" "unknown plane" "$LARSERVE" patches "$WORK/ev.h5" --planes W,X -o "$WORK/x.h5"
+expect_error "patches: bad track keep" "track keep" "$LARSERVE" patches "$WORK/ev.h5" --track-keep 1.5 -o "$WORK/x.h5"
+expect_error "patches: balance none with sampling" "cannot be combined" "$LARSERVE" patches "$WORK/ev.h5" --balance none --track-keep 0.5 -o "$WORK/x.h5"
+expect_error "patches: bad balance" "balance" "$LARSERVE" patches "$WORK/ev.h5" --balance half -o "$WORK/x.h5"
 
 finish

@@ -42,5 +42,31 @@ TEST(NpyTest, BadFilesAreRefused) {
   std::filesystem::remove(path);
 }
 
+TEST(NpyTest, StreamWriterAppendsBlocksAndFixesTheRowCount) {
+  const std::string path = Temp("stream.npy");
+  {
+    auto w = NpyStreamWriter::Create(path, DType::kFloat32, {2, 3});
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    // Before Close the file is a valid empty array.
+    auto empty = ReadNpy(path);
+    ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+    EXPECT_EQ(empty->shape(), (Shape{0, 2, 3}));
+    std::vector<float> block(4 * 6);
+    for (std::size_t i = 0; i < block.size(); ++i) block[i] = static_cast<float>(i);
+    ASSERT_TRUE((*w)->Append(block.data(), 4).ok());
+    ASSERT_TRUE((*w)->Append(block.data(), 0).ok());
+    ASSERT_TRUE((*w)->Append(block.data() + 6, 3).ok());
+    EXPECT_EQ((*w)->rows(), 7);
+    ASSERT_TRUE((*w)->Close().ok());
+  }
+  auto back = ReadNpy(path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->shape(), (Shape{7, 2, 3}));
+  auto v = back->Span<float>();
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(v[i], static_cast<float>(i));
+  for (int i = 0; i < 18; ++i) EXPECT_EQ(v[24 + i], static_cast<float>(6 + i));
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace larserve::io
