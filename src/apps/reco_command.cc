@@ -1,0 +1,354 @@
+// `larserve reco`: the EmTrackMichelId step of the reconstruction on simulated events: hits,
+// patches, batched inference, per-hit scores to HDF5, per-stage timings and, when the events
+// carry truth, hit-level efficiency and purity per category and plane.
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "larserve/core/thread_pool.h"
+#include "larserve/core/timer.h"
+#include "larserve/io/event_file.h"
+#include "larserve/io/results_file.h"
+#include "larserve/reco/event_reco.h"
+#include "larserve/runtime/engine.h"
+
+namespace larserve::apps {
+namespace {
+
+constexpr const char* kDefaultModel = "models/emtrkmichel/1/model.onnx";
+// The production model's tensor names (FACTS.md section 5), which LArSoft's client expects.
+constexpr const char* kInputName = "main_input";
+constexpr const char* kClassOutput = "em_trk_none_netout/Softmax";
+constexpr const char* kMichelOutput = "michel_netout/Sigmoid";
+
+struct RecoArgs {
+  std::string events;
+  std::string output;
+  std::string model = kDefaultModel;
+  bool local = false;
+  std::string backend = "cpu";
+  std::string precision = "fp32";
+  int64_t batch = 256;
+  int threads = 0;
+  int64_t max_events = -1;
+  float michel_threshold = 0.5f;
+  bool json = false;
+};
+
+// Hit-level classification counts of one plane: for each class, hits truly of it, predicted
+// as it, and both.
+struct Counts {
+  // 0 track, 1 em (shower incl. Michel), 2 none, 3 michel (score above the threshold)
+  std::array<int64_t, 4> truth{}, predicted{}, both{};
+  int64_t hits = 0;
+};
+
+// The 3-class target of a sim category: track and delta -> track, shower and michel -> em.
+int TrueClass(uint8_t category) {
+  switch (static_cast<sim::Category>(category)) {
+    case sim::Category::kTrack:
+    case sim::Category::kDelta:
+      return 0;
+    case sim::Category::kShower:
+    case sim::Category::kMichel:
+      return 1;
+    default:
+      return 2;
+  }
+}
+
+// The model's input and outputs: a [N, W, D, 1] float input and two outputs, [N, 3] class
+// scores and [N, 1] Michel score (found by the production names, else by shape).
+struct ModelIo {
+  int class_output = -1;
+  int michel_output = -1;
+};
+
+StatusOr<ModelIo> CheckModel(const runtime::Engine& engine, const reco::PatchConfig& pc) {
+  if (engine.inputs().size() != 1) {
+    return InvalidArgument("the model has " + std::to_string(engine.inputs().size()) +
+                           " inputs; EmTrackMichelId takes one (" + kInputName + ")");
+  }
+  const auto& in = engine.inputs()[0];
+  const std::vector<int64_t> want = {-1, pc.patch_wires, pc.patch_drifts, 1};
+  bool shape_ok = in.dims.size() == 4 && in.dtype == DType::kFloat32;
+  for (std::size_t k = 1; shape_ok && k < 4; ++k) shape_ok = in.dims[k] == want[k];
+  if (!shape_ok) {
+    return InvalidArgument("the model's input '" + in.name + "' is " + Shape(in.dims).ToString() +
+                           "; patches are [N, " + std::to_string(pc.patch_wires) + ", " +
+                           std::to_string(pc.patch_drifts) + ", 1] float32");
+  }
+  ModelIo io;
+  const auto& outs = engine.outputs();
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    if (outs[k].name == kClassOutput) io.class_output = static_cast<int>(k);
+    if (outs[k].name == kMichelOutput) io.michel_output = static_cast<int>(k);
+  }
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    const int64_t last = outs[k].dims.empty() ? -1 : outs[k].dims.back();
+    if (io.class_output < 0 && last == 3) io.class_output = static_cast<int>(k);
+    if (io.michel_output < 0 && last == 1 && static_cast<int>(k) != io.class_output) {
+      io.michel_output = static_cast<int>(k);
+    }
+  }
+  if (io.class_output < 0 || io.michel_output < 0) {
+    return InvalidArgument(std::string("the model needs outputs '") + kClassOutput +
+                           "' [N, 3] and '" + kMichelOutput + "' [N, 1]");
+  }
+  return io;
+}
+
+struct Stages {
+  double read = 0, hits = 0, patches = 0, inference = 0, write = 0;
+};
+
+int RunReco(const RecoArgs& a) {
+  if (!a.local) {
+    return Fail("reco",
+                "give --local (inference in this process); remote inference through a server "
+                "(--server) is not built yet");
+  }
+  if (a.output.empty()) return Fail("reco", "no output file: give -o results.h5");
+  auto reader = io::EventFileReader::Open(a.events);
+  if (!reader.ok()) return Fail("reco", reader.status().message());
+  const int threads = a.threads > 0 ? a.threads : ThreadPool::HardwareThreads();
+  runtime::BuildOptions options;
+  options.backend = a.backend;
+  auto precision = runtime::PrecisionFromName(a.precision);
+  if (!precision.ok()) return Fail("reco", precision.status().message());
+  options.precision = *precision;
+  options.threads = threads;
+  Timer build_timer;
+  auto engine = runtime::LoadModelOrPlan(a.model, options);
+  if (!engine.ok()) return Fail("reco", "model '" + a.model + "': " + engine.status().message());
+  const double build_seconds = build_timer.Seconds();
+  const reco::PatchConfig pc;
+  auto model_io = CheckModel(**engine, pc);
+  if (!model_io.ok()) return Fail("reco", "model '" + a.model + "': " + model_io.status().message());
+  auto ctx = (*engine)->CreateContext();
+
+  io::ResultsFileInfo info;
+  info.source = a.events;
+  info.model = a.model;
+  info.has_truth = true;
+  auto writer = io::ResultsFileWriter::Create(a.output, info);
+  if (!writer.ok()) return Fail("reco", writer.status().message());
+
+  ThreadPool pool(threads);
+  const reco::HitFinderConfig hit_config;
+  const int64_t n_events = a.max_events >= 0 ? std::min(a.max_events, (*reader)->num_events())
+                                             : (*reader)->num_events();
+  const bool progress = !a.json && isatty(STDERR_FILENO);
+  Stages t;
+  int64_t total_hits = 0, events_with_truth = 0;
+  std::map<int, Counts> per_plane;  // plane 0-2
+  std::vector<float> patches;
+  std::vector<io::HitResult> rows;
+  Timer wall;
+  for (int64_t e = 0; e < n_events; ++e) {
+    Timer timer;
+    auto event = (*reader)->ReadEvent(e);
+    if (!event.ok()) return Fail("reco", event.status().message());
+    t.read += timer.Seconds();
+
+    timer = Timer();
+    // Simulated events always carry truth (an event without particles is all noise).
+    auto hits = reco::FindEventHits(*event, hit_config, /*match_truth=*/true, &pool);
+    if (!hits.ok()) return Fail("reco", hits.status().message());
+    t.hits += timer.Seconds();
+    const int64_t n = hits->num_hits();
+    total_hits += n;
+    events_with_truth += hits->has_truth;
+
+    timer = Timer();
+    patches.resize(static_cast<std::size_t>(n) * pc.patch_size());
+    if (Status s = reco::FillEventPatches(*event, *hits, pc, patches, &pool); !s.ok()) {
+      return Fail("reco", s.message());
+    }
+    t.patches += timer.Seconds();
+
+    // Inference in batches of --batch patches; the last batch is smaller.
+    timer = Timer();
+    rows.assign(static_cast<std::size_t>(n), io::HitResult());
+    std::vector<Tensor> outputs;
+    for (int64_t b0 = 0; b0 < n; b0 += a.batch) {
+      const int64_t bn = std::min(a.batch, n - b0);
+      const Tensor input =
+          Tensor::View(DType::kFloat32, Shape{bn, pc.patch_wires, pc.patch_drifts, 1},
+                       patches.data() + static_cast<std::size_t>(b0) * pc.patch_size());
+      if (Status s = ctx->Run(std::span<const Tensor>(&input, 1), &outputs); !s.ok()) {
+        return Fail("reco", "inference on event " + std::to_string(event->index) + ": " +
+                                s.message());
+      }
+      const float* cls = static_cast<const float*>(outputs[model_io->class_output].data());
+      const float* mich = static_cast<const float*>(outputs[model_io->michel_output].data());
+      for (int64_t i = 0; i < bn; ++i) {
+        auto& sc = rows[static_cast<std::size_t>(b0 + i)].scores;
+        sc = {cls[i * 3], cls[i * 3 + 1], cls[i * 3 + 2], mich[i]};
+      }
+    }
+    t.inference += timer.Seconds();
+
+    timer = Timer();
+    std::size_t r = 0;
+    for (const auto& ph : hits->planes) {
+      for (std::size_t h = 0; h < ph.hits.size(); ++h, ++r) {
+        io::HitResult& row = rows[r];
+        const reco::Hit& hit = ph.hits[h];
+        row.event = event->index;
+        row.apa = static_cast<int16_t>(ph.apa);
+        row.plane = static_cast<uint8_t>(ph.plane);
+        row.wire = hit.wire;
+        row.peak_tick = hit.peak_tick;
+        row.width = hit.rms_ticks;
+        row.integral = hit.integral;
+        if (hits->has_truth) {
+          const reco::HitTruth& truth = ph.truth[h];
+          row.category = static_cast<uint8_t>(truth.category);
+          row.truth_id = truth.truth_id;
+          row.truth_fraction = truth.fraction;
+          Counts& c = per_plane[ph.plane];
+          ++c.hits;
+          const int tc = TrueClass(row.category);
+          const int pcls = static_cast<int>(
+              std::max_element(row.scores.begin(), row.scores.begin() + 3) - row.scores.begin());
+          ++c.truth[tc];
+          ++c.predicted[pcls];
+          c.both[tc] += tc == pcls;
+          const bool true_michel = row.category == static_cast<uint8_t>(sim::Category::kMichel);
+          const bool pred_michel = row.scores[3] > a.michel_threshold;
+          c.truth[3] += true_michel;
+          c.predicted[3] += pred_michel;
+          c.both[3] += true_michel && pred_michel;
+        }
+      }
+    }
+    if (Status s = (*writer)->AppendEvent(rows); !s.ok()) return Fail("reco", s.message());
+    t.write += timer.Seconds();
+    if (progress) {
+      std::fprintf(stderr, "\rlarserve reco: event %lld/%lld, %lld hits",
+                   static_cast<long long>(e + 1), static_cast<long long>(n_events),
+                   static_cast<long long>(total_hits));
+    }
+  }
+  if (progress) std::fprintf(stderr, "\n");
+  if (Status s = (*writer)->Close(); !s.ok()) return Fail("reco", s.message());
+  const double elapsed = wall.Seconds();
+
+  static constexpr const char* kClassNames[4] = {"track", "shower", "none", "michel"};
+  static constexpr const char* kPlaneNames[3] = {"U", "V", "W"};
+  auto ratio = [](int64_t a, int64_t b) -> std::optional<double> {
+    if (b == 0) return std::nullopt;
+    return static_cast<double>(a) / static_cast<double>(b);
+  };
+  const double patch_bytes = static_cast<double>(total_hits) * pc.patch_size() * sizeof(float);
+  nlohmann::json j;
+  j["events"] = n_events;
+  j["hits"] = total_hits;
+  j["model"] = a.model;
+  j["backend"] = (*engine)->options().backend;
+  j["precision"] = std::string(runtime::PrecisionName((*engine)->options().precision));
+  j["threads"] = threads;
+  j["batch"] = a.batch;
+  j["output"] = a.output;
+  j["build_seconds"] = build_seconds;
+  j["seconds"] = elapsed;
+  j["stages_seconds"] = {{"read", t.read},           {"hits", t.hits},
+                         {"patches", t.patches},     {"inference", t.inference},
+                         {"write", t.write}};
+  j["hits_per_second_inference"] = t.inference > 0 ? total_hits / t.inference : 0.0;
+  j["patch_bytes"] = patch_bytes;
+  j["michel_threshold"] = a.michel_threshold;
+  if (events_with_truth > 0) {
+    for (const auto& [plane, c] : per_plane) {
+      nlohmann::json p;
+      p["hits"] = c.hits;
+      for (int k = 0; k < 4; ++k) {
+        if (k == 2) continue;  // none: not a category of interest
+        const auto eff = ratio(c.both[k], c.truth[k]);
+        const auto pur = ratio(c.both[k], c.predicted[k]);
+        p[kClassNames[k]] = {{"true", c.truth[k]},
+                             {"predicted", c.predicted[k]},
+                             {"efficiency", eff ? nlohmann::json(*eff) : nlohmann::json()},
+                             {"purity", pur ? nlohmann::json(*pur) : nlohmann::json()}};
+      }
+      j["metrics"][kPlaneNames[plane]] = p;
+    }
+  }
+  if (a.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("larserve reco: %lld events, %lld hits, model %s (%s, %s, %d threads)\n",
+              static_cast<long long>(n_events), static_cast<long long>(total_hits),
+              a.model.c_str(), (*engine)->options().backend.c_str(), a.precision.c_str(), threads);
+  std::printf("  stage        seconds   per event\n");
+  const double ne = std::max<double>(1, static_cast<double>(n_events));
+  for (const auto& [name, s] : {std::pair{"read", t.read}, std::pair{"hits", t.hits},
+                                std::pair{"patches", t.patches},
+                                std::pair{"inference", t.inference}, std::pair{"write", t.write}}) {
+    std::printf("  %-10s %9.3f %9.4f\n", name, s, s / ne);
+  }
+  std::printf("  total      %9.3f %9.4f   (model build %.2f s)\n", elapsed, elapsed / ne,
+              build_seconds);
+  std::printf("  inference: %.0f patches/s; patches as float32 would be %.1f MB\n",
+              t.inference > 0 ? total_hits / t.inference : 0.0, patch_bytes / 1e6);
+  if (events_with_truth > 0) {
+    std::printf("  hit efficiency / purity in %% (Michel: score > %.2f)\n", a.michel_threshold);
+    std::printf("  plane    hits    track eff/pur    shower eff/pur    michel eff/pur\n");
+    auto pct = [](std::optional<double> v) {
+      if (!v) return std::string("    -");
+      char buf[16];
+      std::snprintf(buf, sizeof(buf), "%5.1f", *v * 100);
+      return std::string(buf);
+    };
+    auto cell = [&](const Counts& c, int k) {
+      return pct(ratio(c.both[k], c.truth[k])) + " / " + pct(ratio(c.both[k], c.predicted[k]));
+    };
+    for (const auto& [plane, c] : per_plane) {
+      std::printf("  %-5s %7lld   %s   %s   %s\n", kPlaneNames[plane],
+                  static_cast<long long>(c.hits), cell(c, 0).c_str(), cell(c, 1).c_str(),
+                  cell(c, 3).c_str());
+    }
+  }
+  std::printf("  results: %s\n", a.output.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterReco(CLI::App& app, RunFn* run) {
+  auto a = std::make_shared<RecoArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "reco",
+      "Classify every hit of simulated events with EmTrackMichelId: hit finding, PointIdAlg "
+      "patches, batched inference; per-hit scores to HDF5, stage timings, and efficiency and "
+      "purity per category and plane when the events carry truth.");
+  cmd->add_option("events", a->events, "events file (larserve sim)")->required();
+  cmd->add_option("-o,--output", a->output, "results file to write (HDF5, docs/formats.md)");
+  cmd->add_flag("--local", a->local, "run the model in this process (our engine)");
+  cmd->add_option("--model", a->model, "ONNX model or plan file (default: " +
+                                           std::string(kDefaultModel) + ")");
+  cmd->add_option("--backend", a->backend, "backend when building from ONNX: cpu or reference");
+  cmd->add_option("--precision", a->precision, "fp32, bf16 or int8 (cpu backend)");
+  cmd->add_option("--batch,-b", a->batch, "patches per inference call (LArSoft clients: 256)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  cmd->add_option("--threads,-t", a->threads,
+                  "threads for hit finding, patches and intra-op inference (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--events,-n", a->max_events, "process at most this many events");
+  cmd->add_option("--michel-threshold", a->michel_threshold,
+                  "Michel score above which a hit counts as Michel in the summary")
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_flag("--json", a->json, "print the summary as JSON");
+  cmd->callback([a, run] { *run = [a] { return RunReco(*a); }; });
+}
+
+}  // namespace larserve::apps

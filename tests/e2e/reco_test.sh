@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# End-to-end checks of `larserve reco --local`: simulated events through hit finding, patches
+# and our engine to a results file that h5py reads (one row per hit, softmax scores, truth
+# categories), and clean handling of an event without particles, an event without any hit, and
+# corrupt or wrong inputs. The model is the random-weight EmTrackMichelId test model (the
+# trained one is checked in tests/python/test_train.py and docs/physics/performance.md).
+# Usage: reco_test.sh path/to/larserve path/to/python
+set -u
+LARSERVE="$1"
+PYTHON="$2"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/lib.sh"
+
+"$PYTHON" "$SRC/python/make_test_models.py" "$WORK" >/dev/null || { echo "FAIL: cannot generate the test model"; exit 1; }
+MODEL="$WORK/emtrkmichel_random.onnx"
+
+# check_results FILE HITS EVENTS: the file holds HITS rows of consistent columns for EVENTS
+# events, with softmax rows summing to 1 and sim categories (0-4).
+check_results() {
+  "$PYTHON" - "$@" <<'PY'
+import sys, h5py, numpy as np
+path, hits, events = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with h5py.File(path) as f:
+    fmt = f.attrs["format"]
+    assert (fmt.decode() if isinstance(fmt, bytes) else fmt) == "larserve-reco-results", fmt
+    assert int(f.attrs["complete"]) == 1 and int(f.attrs["num_events"]) == events
+    assert int(f.attrs["num_hits"]) == hits, (int(f.attrs["num_hits"]), hits)
+    h = f["hits"]
+    for name in ["event", "apa", "plane", "wire", "peak_tick", "width", "integral", "category",
+                 "truth_id", "truth_fraction"]:
+        assert h[name].shape == (hits,), name
+    s = h["scores"][:]
+    assert s.shape == (hits, 4)
+    if hits:
+        assert np.allclose(s[:, :3].sum(axis=1), 1, atol=1e-5)
+        assert ((s[:, 3] >= 0) & (s[:, 3] <= 1)).all()
+        assert set(np.unique(h["category"][:])) <= {0, 1, 2, 3, 4}
+        assert set(np.unique(h["plane"][:])) <= {0, 1, 2}
+        assert (np.diff(h["event"][:]) >= 0).all()
+PY
+}
+
+"$LARSERVE" sim --events 2 --seed 3 -o "$WORK/ev.h5" >/dev/null 2>&1 || { echo "FAIL: sim"; exit 1; }
+if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res.h5" --threads 2 --json \
+     >"$WORK/reco.json" 2>"$WORK/err"; then
+  hits=$("$PYTHON" -c "import json; print(json.load(open('$WORK/reco.json'))['hits'])")
+  if [[ $hits -gt 1000 ]] && grep -q '"W"' "$WORK/reco.json" && grep -q '"efficiency"' "$WORK/reco.json" &&
+     check_results "$WORK/res.h5" "$hits" 2 2>>"$WORK/err"; then
+    ok "reco --local: $hits hits, results readable with h5py, metrics per plane"
+  else
+    bad "reco --local results: $(cat "$WORK/err") $(head -c 300 "$WORK/reco.json")"
+  fi
+else
+  bad "reco --local: $(cat "$WORK/err")"
+fi
+# The table names every stage.
+if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res2.h5" --events 1 >"$WORK/table" 2>"$WORK/err" &&
+   grep -q "inference" "$WORK/table" && grep -q "patches" "$WORK/table" && grep -q "michel eff/pur" "$WORK/table"; then
+  ok "reco summary table"
+else
+  bad "reco summary table: $(cat "$WORK/err" "$WORK/table")"
+fi
+
+# An event without particles (noise only) and an event without any hit (no noise either).
+"$LARSERVE" sim --events 1 --no-cosmics --no-beam -o "$WORK/empty.h5" >/dev/null 2>&1
+if "$LARSERVE" reco "$WORK/empty.h5" --local --model "$MODEL" -o "$WORK/empty_res.h5" --json >"$WORK/e.json" 2>"$WORK/err"; then
+  hits=$("$PYTHON" -c "import json; print(json.load(open('$WORK/e.json'))['hits'])")
+  check_results "$WORK/empty_res.h5" "$hits" 1 2>>"$WORK/err" && ok "event without particles ($hits noise hits)" ||
+    bad "event without particles: $(cat "$WORK/err")"
+else
+  bad "event without particles: $(cat "$WORK/err")"
+fi
+echo '{"readout": {"noise": false}, "cosmics": {"enabled": false}, "beam": {"enabled": false}}' >"$WORK/quiet.json"
+if "$LARSERVE" sim --events 1 --config "$WORK/quiet.json" -o "$WORK/quiet.h5" >/dev/null 2>"$WORK/err" &&
+   "$LARSERVE" reco "$WORK/quiet.h5" --local --model "$MODEL" -o "$WORK/quiet_res.h5" --json >"$WORK/q.json" 2>>"$WORK/err" &&
+   grep -q '"hits": 0' "$WORK/q.json" && check_results "$WORK/quiet_res.h5" 0 1 2>>"$WORK/err"; then
+  ok "event without hits"
+else
+  bad "event without hits: $(cat "$WORK/err")"
+fi
+
+# Bad inputs: clear errors, never a crash.
+expect_error "reco without --local" "give .-local" "$LARSERVE" reco "$WORK/ev.h5" --model "$MODEL" -o "$WORK/x.h5"
+expect_error "missing events file" "does not exist|cannot open" "$LARSERVE" reco "$WORK/none.h5" --local --model "$MODEL" -o "$WORK/x.h5"
+size=$(stat -c %s "$WORK/ev.h5")
+head -c $((size / 2)) "$WORK/ev.h5" >"$WORK/trunc.h5"
+expect_error "truncated events file" "truncated|corrupt|cannot|not a|incomplete" "$LARSERVE" reco "$WORK/trunc.h5" --local --model "$MODEL" -o "$WORK/x.h5"
+cp "$WORK/ev.h5" "$WORK/flip.h5"
+# Damage the stored signal well inside the file (past the headers): a checksum must catch it.
+head -c 4096 /dev/urandom | dd of="$WORK/flip.h5" bs=1 seek=$((size * 2 / 3)) conv=notrunc status=none
+expect_error "corrupt events file" "checksum|corrupt|cannot be read|crc|invalid|refused" "$LARSERVE" reco "$WORK/flip.h5" --local --model "$MODEL" -o "$WORK/x.h5"
+expect_error "model that is not a model" "model" "$LARSERVE" reco "$WORK/ev.h5" --local --model "$WORK/ev.h5" -o "$WORK/x.h5"
+"$PYTHON" - "$WORK/wrong.onnx" <<'PY'
+import sys, onnx
+from onnx import helper, TensorProto
+x = helper.make_tensor_value_info("main_input", TensorProto.FLOAT, ["N", 32, 32, 1])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32, 32, 1])
+g = helper.make_graph([helper.make_node("Relu", ["main_input"], ["y"])], "wrong", [x], [y])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+m.ir_version = 8
+onnx.save(m, sys.argv[1])
+PY
+expect_error "model with another input shape" "48, 48, 1" "$LARSERVE" reco "$WORK/ev.h5" --local --model "$WORK/wrong.onnx" -o "$WORK/x.h5"
+expect_error "unwritable output" "cannot create" "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/no/such/dir/r.h5"
+
+finish
