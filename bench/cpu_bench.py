@@ -42,15 +42,24 @@ def timed(run, seconds, warmup=2):
     return n, time.perf_counter() - start
 
 
-def bench_larserve(exe, model, backend, batch, threads, seconds):
-    # One execution context; `threads` intra-op threads (BuildOptions::threads).
-    r = subprocess.run([exe, "exec", model, "--backend", backend, "--batch", str(batch), "--threads", "1",
+def bench_larserve(exe, model, backend, batch, threads, seconds, workdir):
+    # Built as a plan for this batch and thread count, so that the tactics (kernel variants) are
+    # timed at the shape that is measured, as trtexec builds an engine before timing it. One
+    # execution context; `threads` intra-op threads.
+    plan = os.path.join(workdir, f"{backend}_{batch}_{threads}.plan")
+    b = subprocess.run([exe, "build", model, "-o", plan, "--backend", backend, "--batch", f"1:{batch}:{batch}",
+                        "--threads", str(threads), "--timing-cache", os.path.join(workdir, "timing.cache"),
+                        "--json"], capture_output=True, text=True)
+    if b.returncode != 0:
+        return None, b.stderr.strip().splitlines()[-1] if b.stderr else "build failed"
+    chosen = [t["chosen"] for t in json.loads(b.stdout).get("tactic_choices", [])]
+    r = subprocess.run([exe, "exec", plan, "--batch", str(batch), "--threads", "1",
                         "--intra-threads", str(threads), "--seconds", str(seconds), "--json"],
                        capture_output=True, text=True)
     if r.returncode != 0:
         return None, r.stderr.strip().splitlines()[-1] if r.stderr else "failed"
     j = json.loads(r.stdout)
-    return j["throughput_inferences_per_s"], ""
+    return j["throughput_inferences_per_s"], ("tactics " + ",".join(chosen)) if chosen else ""
 
 
 def bench_onnxruntime(model, x, threads, seconds):
@@ -150,7 +159,7 @@ def main():
     print(f"{'engine':<28} {'threads':>7} {'inferences/s':>14}  note")
     for threads in [int(t) for t in args.threads.split(",")]:
         engines = [
-            ("larserve cpu (oneDNN)", lambda: bench_larserve(args.larserve, model_path, "cpu", args.batch, threads, args.seconds)),
+            ("larserve cpu (oneDNN)", lambda: bench_larserve(args.larserve, model_path, "cpu", args.batch, threads, args.seconds, tmp)),
             ("onnxruntime", lambda: bench_onnxruntime(model_path, x, threads, args.seconds)),
             ("pytorch eager", lambda: bench_torch(module, x, threads, args.seconds, False)),
             ("torch.compile", lambda: bench_torch(make_module(), x, threads, args.seconds, True)),
