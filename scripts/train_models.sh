@@ -12,6 +12,9 @@
 #
 # Usage: scripts/train_models.sh OUTDIR [--train-events N] [--eval-events N] [--epochs E]
 #                                [--device auto|cpu|cuda] [--archs production,compact]
+#                                [--track-keep F] [-- train.py options]
+# --track-keep: fraction of track hits in the training set (0.2, LArSoft's sampling; 1 keeps the
+# natural mixture of hits that reconstruction sees).
 # Environment: LARSERVE (default build/cpu-release/src/apps/larserve), PYTHON (default
 # .venv/bin/python), THREADS (default: all cores).
 # The recorded run (docs/physics/training.md) used the defaults on the GPU machine.
@@ -24,6 +27,7 @@ EVAL_EVENTS=10
 EPOCHS=30
 DEVICE=auto
 ARCHS=production,compact
+TRACK_KEEP=0.2
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -32,6 +36,7 @@ while [[ $# -gt 0 ]]; do
     --epochs) EPOCHS="$2"; shift 2 ;;
     --device) DEVICE="$2"; shift 2 ;;
     --archs) ARCHS="$2"; shift 2 ;;
+    --track-keep) TRACK_KEEP="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -49,7 +54,8 @@ log "simulating $TRAIN_EVENTS training and $EVAL_EVENTS held-out events ($THREAD
   >"$OUT/sim_eval.json"
 
 log "training set"
-"$LARSERVE" patches "$OUT/train_events.h5" --npy-dir "$OUT/train_npy" --seed 1 --threads "$THREADS" --json \
+"$LARSERVE" patches "$OUT/train_events.h5" --npy-dir "$OUT/train_npy" --seed 1 --threads "$THREADS" \
+  --track-keep "$TRACK_KEEP" --json \
   >"$OUT/patches_train.json"
 # Every hit of the first held-out event, for the PyTorch / engine comparison.
 "$LARSERVE" sim --events 1 --seed 2002 -o "$OUT/parity_event.h5" >/dev/null
