@@ -63,4 +63,7 @@ for mode in charge truth; do
   [[ "$mode" == "truth" ]] && flag="--truth"
   "$LARSERVE" display "$OUT/events.h5" --event 0 --plane W $flag -o "$OUT/event0_W_$mode.png"
 done
-echo "[demo] done: open $OUT/event0_W_charge.png and $OUT/event0_W_truth.png"
+echo "[demo] classifying every hit with models/emtrkmichel on our engine (cpu backend)"
+"$LARSERVE" reco "$OUT/events.h5" --local --model models/emtrkmichel/1/model.onnx --threads "$JOBS" \
+  -o "$OUT/results.h5"
+echo "[demo] done: open $OUT/event0_W_charge.png and $OUT/event0_W_truth.png; per-hit scores in $OUT/results.h5"
