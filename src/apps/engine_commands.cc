@@ -124,8 +124,9 @@ int RunBuild(const BuildArgs& a) {
   if (a.device == "cpu") {
     backend = "cpu";
   } else if (a.device == "cuda") {
-    return Fail("build", "--device cuda: this build of larserve has no CUDA backend yet; use "
-                         "--device cpu");
+    return Fail("build",
+                "--device cuda: this build of larserve has no CUDA backend yet; use "
+                "--device cpu");
   } else if (!a.device.empty()) {
     return Fail("build", "--device must be cpu or cuda, got '" + a.device + "'");
   }

@@ -185,7 +185,8 @@ StatusOr<EventResult> ProcessEvent(const Job& job, int64_t i) {
 // arrays never need to fit in memory.
 class NpySink {
  public:
-  static StatusOr<std::unique_ptr<NpySink>> Create(const std::string& dir, const io::PatchFileInfo& h) {
+  static StatusOr<std::unique_ptr<NpySink>> Create(const std::string& dir,
+                                                   const io::PatchFileInfo& h) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return NotFound("cannot create directory '" + dir + "': " + ec.message());
@@ -260,10 +261,11 @@ class NpySink {
  private:
   NpySink() = default;
   static constexpr std::pair<const char*, DType> kColumns[] = {
-      {"label", DType::kUInt8},        {"michel", DType::kUInt8},   {"category", DType::kUInt8},
-      {"event", DType::kInt64},        {"apa", DType::kInt16},      {"plane", DType::kUInt8},
-      {"wire", DType::kInt32},         {"peak_tick", DType::kFloat32},
-      {"integral", DType::kFloat32},   {"truth_fraction", DType::kFloat32},
+      {"label", DType::kUInt8},      {"michel", DType::kUInt8},
+      {"category", DType::kUInt8},   {"event", DType::kInt64},
+      {"apa", DType::kInt16},        {"plane", DType::kUInt8},
+      {"wire", DType::kInt32},       {"peak_tick", DType::kFloat32},
+      {"integral", DType::kFloat32}, {"truth_fraction", DType::kFloat32},
       {"kind", DType::kUInt8}};
   std::string dir_;
   io::PatchFileInfo header_;

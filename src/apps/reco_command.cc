@@ -131,7 +131,8 @@ int RunReco(const RecoArgs& a) {
   const double build_seconds = build_timer.Seconds();
   const reco::PatchConfig pc;
   auto model_io = CheckModel(**engine, pc);
-  if (!model_io.ok()) return Fail("reco", "model '" + a.model + "': " + model_io.status().message());
+  if (!model_io.ok())
+    return Fail("reco", "model '" + a.model + "': " + model_io.status().message());
   auto ctx = (*engine)->CreateContext();
 
   io::ResultsFileInfo info;
@@ -143,8 +144,8 @@ int RunReco(const RecoArgs& a) {
 
   ThreadPool pool(threads);
   const reco::HitFinderConfig hit_config;
-  const int64_t n_events = a.max_events >= 0 ? std::min(a.max_events, (*reader)->num_events())
-                                             : (*reader)->num_events();
+  const int64_t n_events =
+      a.max_events >= 0 ? std::min(a.max_events, (*reader)->num_events()) : (*reader)->num_events();
   const bool progress = !a.json && isatty(STDERR_FILENO);
   Stages t;
   int64_t total_hits = 0, events_with_truth = 0;
@@ -184,8 +185,8 @@ int RunReco(const RecoArgs& a) {
           Tensor::View(DType::kFloat32, Shape{bn, pc.patch_wires, pc.patch_drifts, 1},
                        patches.data() + static_cast<std::size_t>(b0) * pc.patch_size());
       if (Status s = ctx->Run(std::span<const Tensor>(&input, 1), &outputs); !s.ok()) {
-        return Fail("reco", "inference on event " + std::to_string(event->index) + ": " +
-                                s.message());
+        return Fail("reco",
+                    "inference on event " + std::to_string(event->index) + ": " + s.message());
       }
       const float* cls = static_cast<const float*>(outputs[model_io->class_output].data());
       const float* mich = static_cast<const float*>(outputs[model_io->michel_output].data());
@@ -260,8 +261,10 @@ int RunReco(const RecoArgs& a) {
   j["output"] = a.output;
   j["build_seconds"] = build_seconds;
   j["seconds"] = elapsed;
-  j["stages_seconds"] = {{"read", t.read},           {"hits", t.hits},
-                         {"patches", t.patches},     {"inference", t.inference},
+  j["stages_seconds"] = {{"read", t.read},
+                         {"hits", t.hits},
+                         {"patches", t.patches},
+                         {"inference", t.inference},
                          {"write", t.write}};
   j["hits_per_second_inference"] = t.inference > 0 ? total_hits / t.inference : 0.0;
   j["patch_bytes"] = patch_bytes;
@@ -287,13 +290,13 @@ int RunReco(const RecoArgs& a) {
     return 0;
   }
   std::printf("larserve reco: %lld events, %lld hits, model %s (%s, %s, %d threads)\n",
-              static_cast<long long>(n_events), static_cast<long long>(total_hits),
-              a.model.c_str(), (*engine)->options().backend.c_str(), a.precision.c_str(), threads);
+              static_cast<long long>(n_events), static_cast<long long>(total_hits), a.model.c_str(),
+              (*engine)->options().backend.c_str(), a.precision.c_str(), threads);
   std::printf("  stage        seconds   per event\n");
   const double ne = std::max<double>(1, static_cast<double>(n_events));
-  for (const auto& [name, s] : {std::pair{"read", t.read}, std::pair{"hits", t.hits},
-                                std::pair{"patches", t.patches},
-                                std::pair{"inference", t.inference}, std::pair{"write", t.write}}) {
+  for (const auto& [name, s] :
+       {std::pair{"read", t.read}, std::pair{"hits", t.hits}, std::pair{"patches", t.patches},
+        std::pair{"inference", t.inference}, std::pair{"write", t.write}}) {
     std::printf("  %-10s %9.3f %9.4f\n", name, s, s / ne);
   }
   std::printf("  total      %9.3f %9.4f   (model build %.2f s)\n", elapsed, elapsed / ne,
@@ -334,8 +337,8 @@ void RegisterReco(CLI::App& app, RunFn* run) {
   cmd->add_option("events", a->events, "events file (larserve sim)")->required();
   cmd->add_option("-o,--output", a->output, "results file to write (HDF5, docs/formats.md)");
   cmd->add_flag("--local", a->local, "run the model in this process (our engine)");
-  cmd->add_option("--model", a->model, "ONNX model or plan file (default: " +
-                                           std::string(kDefaultModel) + ")");
+  cmd->add_option("--model", a->model,
+                  "ONNX model or plan file (default: " + std::string(kDefaultModel) + ")");
   cmd->add_option("--backend", a->backend, "backend when building from ONNX: cpu or reference");
   cmd->add_option("--precision", a->precision, "fp32, bf16 or int8 (cpu backend)");
   cmd->add_option("--batch,-b", a->batch, "patches per inference call (LArSoft clients: 256)")

@@ -111,7 +111,8 @@ std::string NpyPreamble(const char* descr, const std::vector<int64_t>& dims,
   if (dims.size() == 1) shape += ",";
   std::string header =
       "{'descr': '" + std::string(descr) + "', 'fortran_order': False, 'shape': (" + shape + "), }";
-  if (header.size() + 1 < min_header_bytes) header.append(min_header_bytes - header.size() - 1, ' ');
+  if (header.size() + 1 < min_header_bytes)
+    header.append(min_header_bytes - header.size() - 1, ' ');
   const std::size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header += '\n';
@@ -140,9 +141,8 @@ Status WriteNpy(const std::string& path, const Tensor& tensor) {
   return Status::Ok();
 }
 
-StatusOr<std::unique_ptr<NpyStreamWriter>> NpyStreamWriter::Create(const std::string& path,
-                                                                   DType dtype,
-                                                                   std::vector<int64_t> inner_dims) {
+StatusOr<std::unique_ptr<NpyStreamWriter>> NpyStreamWriter::Create(
+    const std::string& path, DType dtype, std::vector<int64_t> inner_dims) {
   const NpyType* type = FindType(dtype);
   if (!type) return Unimplemented("cannot write " + std::string(DTypeName(dtype)) + " to .npy");
   std::unique_ptr<NpyStreamWriter> w(new NpyStreamWriter());

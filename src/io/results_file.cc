@@ -77,9 +77,8 @@ struct ResultsFileWriter::Impl {
     H5Pset_shuffle(dcpl.get());
     H5Pset_deflate(dcpl.get(), 1);
     H5Pset_fletcher32(dcpl.get());
-    Handle ds(
-        H5Dcreate2(hits.get(), name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-        H5Dclose);
+    Handle ds(H5Dcreate2(hits.get(), name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+              H5Dclose);
     if (!ds.valid()) {
       return Internal("cannot create /hits/" + std::string(name) + " in '" + path +
                       "': " + Hdf5Error());

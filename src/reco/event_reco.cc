@@ -86,8 +86,7 @@ Status FillEventPatches(const sim::SimEvent& event, const EventHits& hits,
       if (centres.empty()) continue;
       ASSIGN_OR_RETURN(DownsampledView dv, DownsampledView::Create(image, config, view));
       for (std::size_t k = 0; k < centres.size(); ++k) {
-        dv.FillPatch(centres[k].wire, centres[k].tick,
-                     out.data() + (first[i] + index[k]) * patch);
+        dv.FillPatch(centres[k].wire, centres[k].tick, out.data() + (first[i] + index[k]) * patch);
       }
     }
     return Status::Ok();

@@ -242,11 +242,10 @@ StatusOr<std::unique_ptr<NodeKernel>> Engine::CompileNode(const Backend& backend
     report.source = TacticReport::Source::kDefault;
     return finish(names.front());
   }
-  const std::string key =
-      TimingKey(backend.DeviceDescription() + " | larserve " + kVersion + " | " +
-                    std::string(PrecisionName(options_.precision)) + " | threads " +
-                    std::to_string(options_.threads),
-                node, dims);
+  const std::string key = TimingKey(backend.DeviceDescription() + " | larserve " + kVersion +
+                                        " | " + std::string(PrecisionName(options_.precision)) +
+                                        " | threads " + std::to_string(options_.threads),
+                                    node, dims);
   if (options_.timing_cache) {
     if (const TimingEntry* e = options_.timing_cache->Find(key);
         e && std::find(names.begin(), names.end(), e->chosen) != names.end()) {
@@ -468,7 +467,8 @@ Status Engine::SavePlan(const std::string& path) const {
   h["threads"] = options_.threads;
   h["batch_profile"] = {options_.batch_min, options_.batch_opt, options_.batch_max};
   // Tactics were timed on this device: a plan is refused on another one (as TensorRT's).
-  if (const Backend* b = FindBackend(options_.backend)) h["device_description"] = b->DeviceDescription();
+  if (const Backend* b = FindBackend(options_.backend))
+    h["device_description"] = b->DeviceDescription();
   h["tactics"] = chosen_tactics_;
   if (options_.calibration) {
     h["calibration"] = {{"method", options_.calibration->method},
@@ -571,8 +571,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::LoadPlan(const std::string& path, int 
       table->method = h["calibration"].at("method").get<std::string>();
       table->amax = h["calibration"].at("amax").get<std::map<std::string, float>>();
       if (h["calibration"].contains("weight_scales")) {
-        table->weight_scales = h["calibration"]["weight_scales"]
-                                   .get<std::map<std::string, std::vector<float>>>();
+        table->weight_scales =
+            h["calibration"]["weight_scales"].get<std::map<std::string, std::vector<float>>>();
       }
       options.calibration = std::move(table);
     }

@@ -15,10 +15,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <limits>
-#include <iterator>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>

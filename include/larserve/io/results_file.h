@@ -29,7 +29,7 @@ inline constexpr uint8_t kNoTruthCategory = 255;
 struct HitResult {
   int64_t event = 0;
   int16_t apa = 0;
-  uint8_t plane = 0;  // 0 U, 1 V, 2 W
+  uint8_t plane = 0;                    // 0 U, 1 V, 2 W
   uint8_t category = kNoTruthCategory;  // sim::Category of the dominant particle
   int32_t wire = 0;
   int32_t truth_id = -1;
