@@ -43,7 +43,7 @@ def main(argv=None):
     n = len(src) if args.limit <= 0 else min(args.limit, len(src))
     x = np.array(src.arrays["patches"][:n], dtype=np.float32)  # a writable copy
     ckpt = torch.load(args.checkpoint, map_location="cpu")
-    net = train.ARCHS[args.arch]()
+    net = train.ARCHS[args.arch](target=ckpt.get("target", "3class"))  # train.py --target
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     ref64 = train.reference_scores(net, x)

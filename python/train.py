@@ -18,9 +18,26 @@ Architectures (input `main_input` [N,48,48,1] float32 NHWC; outputs
               Dropout 0.2, Dense 64 ReLU, Dropout 0.2, Dense 32 ReLU, the same heads.
               ~56x fewer parameters, ~5x fewer FLOPs; BN folds into the convs at export.
 
+Targets (--target):
+
+  3class      (default) the production scheme: Dense 3 softmax over (track, em, none) trained with
+              categorical cross-entropy, plus the Dense 1 sigmoid Michel head trained with MSE.
+  5class      one Dense 5 softmax head over the sim categories (track, delta, shower, michel,
+              none), from the patches' `category` (kind 1 empty patches and category 0: none),
+              trained with 5-way cross-entropy only: there is no separate Michel head and no MSE
+              term. Delta rays and Michel electrons are classes of their own instead of being
+              hidden inside "track" and "em". The ONNX keeps the production interface exactly:
+              `em_trk_none_netout/Softmax` = softmax5 @ M (M the constant 5x3 0/1 merge
+              matrix: track+delta, shower+michel, none) and `michel_netout/Sigmoid` =
+              softmax5 @ e_michel (constant 5x1 one-hot), i.e. P(michel) of the same softmax
+              (so P(michel) <= the em column). Only Softmax and MatMul are added to the graph.
+              Production: 11,900,420 + 66 (Dense 5 instead of 3) - 33 (no Michel head) =
+              11,900,453 trainable parameters (+20 constant merge entries in the ONNX).
+
 Training recipe defaults (FACTS.md section 2, the original Keras training): SGD lr 0.01, Nesterov
 momentum 0.9, Keras time-based decay 1e-5 (lr / (1 + decay * step)), loss 0.1 x categorical
-cross-entropy + 1.0 x MSE of the Michel sigmoid, batch 256, 30 epochs. Validation patches are
+cross-entropy + 1.0 x MSE of the Michel sigmoid, batch 256, 30 epochs (5class: --ce-weight x
+5-way cross-entropy, default 1.0). Validation patches are
 whole events (by event number and file), never random patches of the training events.
 
 The data are copied once into device memory (float32, or float16 when that does not fit) and
@@ -57,25 +74,60 @@ INPUT_NAME = "main_input"
 OUTPUT_NAMES = ("em_trk_none_netout/Softmax", "michel_netout/Sigmoid")  # FACTS.md section 5
 PRODUCTION_PARAMETERS = 11_900_420  # FACTS.md section 2: 1,248 + 11,894,912 + 4,128 + 132
 CE_WEIGHT, MSE_WEIGHT = 0.1, 1.0  # FACTS.md section 2: loss weights of the original training
+TARGETS = ("3class", "5class")
+FINE_NAMES = ("track", "delta", "shower", "michel", "none")  # the 5class target's classes
+# sim category (0 none, 1 track, 2 shower, 3 michel, 4 delta) -> FINE_NAMES index
+CATEGORY_TO_FINE = np.array([4, 0, 2, 3, 1], np.int64)
+# FINE_NAMES -> the production classes (track, em, none): the 5x3 0/1 matrix of the export
+FINE_TO_3 = np.array([0, 0, 1, 1, 2], np.int64)
+MERGE_5_TO_3 = np.eye(3)[FINE_TO_3]  # [5, 3]
+MICHEL_5 = np.eye(5)[:, [3]]  # [5, 1]: P(michel) column
 ONNX_OPSET = 17
 
 
 # ----------------------------------------------------------------------------------- models
 
+def check_target(target):
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r}: expected one of {TARGETS}")
+    return target
+
+
+def heads(target):
+    """(classification head, Michel head): 3class Dense 3 + Dense 1 (the production heads);
+    5class one Dense 5 over FINE_NAMES and no Michel head (P(michel) comes from the softmax)."""
+    if target == "5class":
+        return nn.Linear(32, 5), None
+    return nn.Linear(32, 3), nn.Linear(32, 1)
+
+
+def probabilities(em_logits, mi_logit, merge=None, michel=None):
+    """(P(track, em, none) [N,3], P(michel) [N,1]) from the heads' outputs. 5class (no Michel
+    logit): the 5-way softmax times constant 0/1 matrices (MatMul with initializers in the ONNX;
+    no Slice/Gather/Constant). merge, michel: those matrices as tensors (Exported's buffers)."""
+    p = torch.softmax(em_logits, dim=1)
+    if mi_logit is not None:
+        return p, torch.sigmoid(mi_logit)
+    if merge is None:
+        merge = torch.tensor(MERGE_5_TO_3, dtype=p.dtype, device=p.device)
+        michel = torch.tensor(MICHEL_5, dtype=p.dtype, device=p.device)
+    return torch.matmul(p, merge.to(p.dtype)), torch.matmul(p, michel.to(p.dtype))
+
+
 class Production(nn.Module):
     """EmTrackMichelId exactly as FACTS.md section 2. forward() returns logits; softmax and
     sigmoid are applied by the loss and by the exported wrapper."""
 
-    def __init__(self):
+    def __init__(self, target="3class"):
         super().__init__()
+        self.target = check_target(target)
         self.conv = nn.Conv2d(1, 48, 5)  # valid: 48 -> 44
         self.drop0 = nn.Dropout(0.2)
         self.dense1 = nn.Linear(44 * 44 * 48, 128)
         self.drop1 = nn.Dropout(0.2)
         self.dense2 = nn.Linear(128, 32)
         self.drop2 = nn.Dropout(0.2)
-        self.em_trk_none = nn.Linear(32, 3)
-        self.michel = nn.Linear(32, 1)
+        self.em_trk_none, self.michel = heads(self.target)
         # Keras defaults of the original: glorot_uniform kernels, zero biases.
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -89,7 +141,7 @@ class Production(nn.Module):
         x = torch.flatten(self.drop0(x.permute(0, 2, 3, 1)), 1)
         x = self.drop1(F.relu(self.dense1(x)))
         x = self.drop2(F.relu(self.dense2(x)))
-        return self.em_trk_none(x), self.michel(x)
+        return self.em_trk_none(x), (None if self.michel is None else self.michel(x))
 
 
 class Compact(nn.Module):
@@ -98,8 +150,9 @@ class Compact(nn.Module):
     width. Only ops the larserve engine runs: Conv (BN folded), Relu, MaxPool, Flatten, Gemm,
     Softmax, Sigmoid (plus the input Transpose)."""
 
-    def __init__(self, c1=16, c2=32, hidden=64):
+    def __init__(self, c1=16, c2=32, hidden=64, target="3class"):
         super().__init__()
+        self.target = check_target(target)
         self.conv1 = nn.Conv2d(1, c1, 5, bias=False)  # 48 -> 44
         self.bn1 = nn.BatchNorm2d(c1)
         self.conv2 = nn.Conv2d(c1, c2, 3, bias=False)  # 22 -> 20
@@ -109,8 +162,7 @@ class Compact(nn.Module):
         self.drop1 = nn.Dropout(0.2)
         self.dense2 = nn.Linear(hidden, 32)
         self.drop2 = nn.Dropout(0.2)
-        self.em_trk_none = nn.Linear(32, 3)
-        self.michel = nn.Linear(32, 1)
+        self.em_trk_none, self.michel = heads(self.target)
 
     def forward(self, x):  # x: [N, 48, 48, 1]
         x = x.permute(0, 3, 1, 2)
@@ -119,10 +171,10 @@ class Compact(nn.Module):
         x = torch.flatten(self.drop0(x), 1)
         x = self.drop1(F.relu(self.dense1(x)))
         x = self.drop2(F.relu(self.dense2(x)))
-        return self.em_trk_none(x), self.michel(x)
+        return self.em_trk_none(x), (None if self.michel is None else self.michel(x))
 
 
-ARCHS = {"production": Production, "compact": Compact}
+ARCHS = {"production": Production, "compact": Compact}  # constructors take target="3class"|"5class"
 
 
 class Exported(nn.Module):
@@ -131,10 +183,18 @@ class Exported(nn.Module):
     def __init__(self, net):
         super().__init__()
         self.net = net
+        if getattr(net, "target", "3class") != "5class":
+            self.merge = self.michel = None
+        else:
+            # The merge matrices as buffers: exported as initializers (non-persistent ones become
+            # Constant nodes, which the engine does not run). Exported is never saved. 3class has
+            # none, so its ONNX is byte-identical to before --target existed.
+            p = next(net.parameters())
+            self.register_buffer("merge", torch.tensor(MERGE_5_TO_3, dtype=p.dtype, device=p.device))
+            self.register_buffer("michel", torch.tensor(MICHEL_5, dtype=p.dtype, device=p.device))
 
     def forward(self, main_input):
-        em, mi = self.net(main_input)
-        return torch.softmax(em, dim=1), torch.sigmoid(mi)
+        return probabilities(*self.net(main_input), self.merge, self.michel)
 
 
 def count_parameters(model):
@@ -171,8 +231,13 @@ class Dataset:
     """All patches in one tensor `x` [N,48,48,1] (on the training device when it fits) plus
     labels; `groups` numbers the events (file, event) for the validation split."""
 
-    def __init__(self, x, label, michel, groups, files):
+    def __init__(self, x, label, michel, groups, files, fine=None):
         self.x, self.label, self.michel, self.groups, self.files = x, label, michel, groups, files
+        self.fine = fine  # FINE_NAMES index per patch (5class target), else None
+
+    def target(self, kind):
+        """The training target: the 3-class label or the 5-class fine label."""
+        return self.fine if kind == "5class" else self.label
 
     def __len__(self):
         return len(self.label)
@@ -199,9 +264,10 @@ def choose_storage(n, device, want_dtype):
     return torch.float16, torch.device("cpu")
 
 
-def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768):
+def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768, fine=False):
     """Copies all patches (or `limit` of them, evenly spread over the files so that every event
-    and plane keeps some) chunk by chunk into one tensor."""
+    and plane keeps some) chunk by chunk into one tensor. fine: also the 5class labels
+    (FINE_NAMES) from `category` (and `kind`: empty patches are none)."""
     sources = [patchdata.open_patches(p) for p in paths]
     sizes = np.array([len(s) for s in sources], np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)])
@@ -218,6 +284,7 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768):
     label = np.empty(n, np.int64)
     michel = np.empty(n, np.float32)
     keys = np.full((n, 4), -1, np.int64)  # file, event, apa, plane: the split groups
+    fine_label = np.empty(n, np.int64) if fine else None
     files, row = [], 0
     for fi, s in enumerate(sources):
         mine = pick[(pick >= starts[fi]) & (pick < starts[fi + 1])] - starts[fi]
@@ -234,6 +301,20 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768):
         label[row:row + cnt] = s.read("label")[mine]
         michel[row:row + cnt] = s.read("michel")[mine]
         keys[row:row + cnt, 0] = fi
+        if fine:
+            if not s.has("category"):
+                raise SystemExit(f"--target 5class needs the `category` dataset, missing in {s.path}")
+            cat = s.read("category")[mine].astype(np.int64)
+            if cnt and (cat.min() < 0 or cat.max() > 4):
+                raise SystemExit(f"{s.path}: category outside 0..4 (none, track, shower, michel, delta)")
+            f5 = CATEGORY_TO_FINE[cat]
+            if s.has("kind"):
+                f5[s.read("kind")[mine] == 1] = FINE_NAMES.index("none")
+            bad = np.flatnonzero(FINE_TO_3[f5] != label[row:row + cnt])
+            if len(bad):
+                raise SystemExit(f"{s.path}: category and label disagree at {len(bad)} patches "
+                                 f"(first row {int(mine[bad[0]])})")
+            fine_label[row:row + cnt] = f5
         for j, name in enumerate(("event", "apa", "plane"), start=1):
             if s.has(name):
                 keys[row:row + cnt, j] = s.read(name)[mine]
@@ -243,7 +324,8 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768):
         s.close()
     if label.min() < 0 or label.max() > 2:
         raise SystemExit(f"labels outside 0..2 (track, em, none) in {', '.join(paths)}")
-    return Dataset(x, torch.from_numpy(label), torch.from_numpy(michel), keys, files)
+    return Dataset(x, torch.from_numpy(label), torch.from_numpy(michel), keys, files,
+                   None if fine_label is None else torch.from_numpy(fine_label))
 
 
 def split_groups(keys, val_frac, seed):
@@ -300,24 +382,33 @@ def make_optimizer(args, model, device):
     return opt, sched
 
 
-def class_weights(spec, labels):
+def class_weights(spec, labels, names=patchdata.CLASS_NAMES):
+    """Cross-entropy weights of the classes `names` (3class: track, em, none; 5class:
+    FINE_NAMES) from the training labels."""
+    k = len(names)
     if not spec or spec == "none":
         return None
     if spec == "auto":  # inverse frequency, mean weight over the training patches = 1
-        counts = np.bincount(labels, minlength=3).astype(np.float64)
-        w = np.where(counts > 0, counts.sum() / (3 * np.maximum(counts, 1)), 0.0)
+        counts = np.bincount(labels, minlength=k).astype(np.float64)
+        w = np.where(counts > 0, counts.sum() / (k * np.maximum(counts, 1)), 0.0)
     else:
         w = np.array([float(v) for v in spec.split(",")], np.float64)
-        if len(w) != 3:
-            raise SystemExit("--class-weights: auto, none or three numbers (track,em,none)")
+        if len(w) != k:
+            raise SystemExit(f"--class-weights: auto, none or {k} numbers ({','.join(names)})")
     return torch.tensor(w, dtype=torch.float32)
 
 
-def losses(em_logits, mi_logit, y, m, cw):
-    """0.1 x categorical cross-entropy + 1.0 x MSE of the Michel probability (FACTS.md 2)."""
+def losses(em_logits, mi_logit, y, m, cw, ce_weight=CE_WEIGHT):
+    """3class: 0.1 x categorical cross-entropy + 1.0 x MSE of the Michel probability (FACTS.md
+    2). 5class (mi_logit None, y the 5-class label): ce_weight x 5-way cross-entropy only; `mse`
+    is then the MSE (Brier score) of P(michel) from the softmax, reported but not trained on."""
     ce = F.cross_entropy(em_logits.float(), y, weight=cw)
+    if mi_logit is None:
+        with torch.no_grad():
+            mse = F.mse_loss(probabilities(em_logits.float(), None)[1].squeeze(1), m)
+        return ce_weight * ce, ce, mse
     mse = F.mse_loss(torch.sigmoid(mi_logit.float()).squeeze(1), m)
-    return CE_WEIGHT * ce + MSE_WEIGHT * mse, ce, mse
+    return ce_weight * ce + MSE_WEIGHT * mse, ce, mse
 
 
 class Meter:
@@ -325,45 +416,78 @@ class Meter:
 
     def __init__(self, device):
         self.n = 0
-        self.t = torch.zeros(5, dtype=torch.float64, device=device)
+        self.t = torch.zeros(6, dtype=torch.float64, device=device)
+        self.fine = False
 
-    def add(self, n, loss, ce, mse, em_logits, mi_logit, y, m):
+    def add(self, n, loss, ce, mse, em_logits, mi_logit, y, m, y5=None):
+        """y: the 3-class label; y5: the 5-class label (5class, em_logits then has 5 columns).
+        `acc` is always the 3-class accuracy (5class: argmax of the merged probabilities)."""
         with torch.no_grad():
-            correct = (em_logits.argmax(1) == y).sum()
-            mcorrect = ((mi_logit.squeeze(1) > 0).float() == m).sum()
+            if mi_logit is None:
+                p3, pm = probabilities(em_logits, None)
+                correct = (p3.argmax(1) == y).sum()
+                mcorrect = ((pm.squeeze(1) > 0.5).float() == m).sum()
+                correct5 = (em_logits.argmax(1) == y5).sum()
+                self.fine = True
+            else:
+                correct = (em_logits.argmax(1) == y).sum()
+                mcorrect = ((mi_logit.squeeze(1) > 0).float() == m).sum()
+                correct5 = torch.zeros((), device=correct.device)
             self.t += torch.stack([loss.double() * n, ce.double() * n, mse.double() * n,
-                                   correct.double(), mcorrect.double()])
+                                   correct.double(), mcorrect.double(), correct5.double()])
             self.n += n
 
     def result(self):
-        loss, ce, mse, correct, mcorrect = self.t.tolist()
+        loss, ce, mse, correct, mcorrect, correct5 = self.t.tolist()
         n = max(self.n, 1)
-        return {"loss": loss / n, "ce": ce / n, "mse": mse / n, "acc": correct / n, "michel_acc": mcorrect / n}
+        r = {"loss": loss / n, "ce": ce / n, "mse": mse / n, "acc": correct / n, "michel_acc": mcorrect / n}
+        if self.fine:
+            r["acc5"] = correct5 / n
+        return r
 
 
 def batch(ds, idx, device):
-    """One batch: indexed where the data live (the GPU when they fit), then moved and cast."""
+    """One batch: indexed where the data live (the GPU when they fit), then moved and cast:
+    (x, 3-class label, michel, 5-class label or None)."""
     x = ds.x[idx].to(device, non_blocking=True).float()
-    return x, ds.label[idx].to(device, non_blocking=True), ds.michel[idx].to(device, non_blocking=True)
+    y5 = None if ds.fine is None else ds.fine[idx].to(device, non_blocking=True)
+    return (x, ds.label[idx].to(device, non_blocking=True), ds.michel[idx].to(device, non_blocking=True), y5)
 
 
-def evaluate(model, ds, idx, device, cw, batch_size, amp):
+def evaluate(model, ds, idx, device, cw, batch_size, amp, ce_weight=CE_WEIGHT):
+    """Validation metrics. `acc` and `confusion` are 3-class (5class: after the merge), the
+    Michel AUC is of the exported Michel score (5class: P(michel) of the softmax); 5class adds
+    `acc5` and `confusion5` (FINE_NAMES, true x predicted)."""
     model.eval()
     meter = Meter(device)
     per_class = torch.zeros(3, 3, dtype=torch.int64, device=device)  # true x predicted
+    per_fine = torch.zeros(5, 5, dtype=torch.int64, device=device)
     scores = []
+    fine = False
     with torch.no_grad():
         for s in range(0, len(idx), batch_size):
             b = idx[s:s + batch_size]
-            x, y, m = batch(ds, b, device)
+            x, y, m, y5 = batch(ds, b, device)
             with autocast(device, amp):
                 em, mi = model(x)
-            loss, ce, mse = losses(em, mi, y, m, cw)
-            meter.add(len(b), loss, ce, mse, em.float(), mi.float(), y, m)
-            per_class += torch.bincount(y * 3 + em.argmax(1), minlength=9).view(3, 3)
-            scores.append(mi.float().squeeze(1))  # logits: same order as the sigmoid
+            em = em.float()
+            if mi is None:  # 5class
+                fine = True
+                loss, ce, mse = losses(em, None, y5, m, cw, ce_weight)
+                meter.add(len(b), loss, ce, mse, em, None, y, m, y5)
+                p3, pm = probabilities(em, None)
+                per_class += torch.bincount(y * 3 + p3.argmax(1), minlength=9).view(3, 3)
+                per_fine += torch.bincount(y5 * 5 + em.argmax(1), minlength=25).view(5, 5)
+                scores.append(pm.squeeze(1))
+            else:
+                loss, ce, mse = losses(em, mi, y, m, cw, ce_weight)
+                meter.add(len(b), loss, ce, mse, em, mi.float(), y, m)
+                per_class += torch.bincount(y * 3 + em.argmax(1), minlength=9).view(3, 3)
+                scores.append(mi.float().squeeze(1))  # logits: same order as the sigmoid
     r = meter.result()
     r["confusion"] = per_class.tolist()
+    if fine:
+        r["confusion5"] = per_fine.tolist()
     r["michel_auc"] = auc(torch.cat(scores).cpu().numpy(), ds.michel[idx].cpu().numpy() > 0.5)
     return r
 
@@ -387,9 +511,11 @@ def autocast(device, amp):
 
 def train(args, model, ds, train_idx, val_idx, device):
     opt, sched = make_optimizer(args, model, device)
-    cw = class_weights(args.class_weights, ds.label[train_idx].numpy())
+    fine = args.target == "5class"
+    names = FINE_NAMES if fine else patchdata.CLASS_NAMES
+    cw = class_weights(args.class_weights, ds.target(args.target)[train_idx].numpy(), names)
     if cw is not None:
-        print("class weights (track, em, none):", ", ".join(f"{v:.3f}" for v in cw.tolist()))
+        print(f"class weights ({', '.join(names)}):", ", ".join(f"{v:.3f}" for v in cw.tolist()))
         cw = cw.to(device)
     step_model = model
     if args.compile:
@@ -397,6 +523,8 @@ def train(args, model, ds, train_idx, val_idx, device):
     train_dev = torch.from_numpy(train_idx).to(ds.x.device)
     val_dev = torch.from_numpy(val_idx).to(ds.x.device)
     ds.label, ds.michel = ds.label.to(ds.x.device), ds.michel.to(ds.x.device)
+    if ds.fine is not None:
+        ds.fine = ds.fine.to(ds.x.device)
     gen = torch.Generator().manual_seed(args.seed)  # CPU permutations: the same on any device
     history, step, best = [], 0, None
     steps_per_epoch = math.ceil(len(train_idx) / args.batch)
@@ -411,16 +539,16 @@ def train(args, model, ds, train_idx, val_idx, device):
             if args.max_steps and step >= args.max_steps:
                 break
             idx = order[s * args.batch:(s + 1) * args.batch]
-            x, y, m = batch(ds, idx, device)
+            x, y, m, y5 = batch(ds, idx, device)
             with autocast(device, args.amp):
                 em, mi = step_model(x)
-            loss, ce, mse = losses(em, mi, y, m, cw)
+            loss, ce, mse = losses(em, mi, y5 if fine else y, m, cw, args.ce_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             meter.add(len(idx), loss.detach(), ce.detach(), mse.detach(), em.detach().float(),
-                      mi.detach().float(), y, m)
+                      None if mi is None else mi.detach().float(), y, m, y5)
             step += 1
             n_seen += len(idx)
             if args.log_every and step % args.log_every == 0:
@@ -435,12 +563,19 @@ def train(args, model, ds, train_idx, val_idx, device):
                "train_seconds": t_train, "patches_per_s": n_seen / max(t_train, 1e-9)}
         line = (f"epoch {epoch:3d}/{args.epochs}  train loss {tr['loss']:.4f} (ce {tr['ce']:.4f} mse "
                 f"{tr['mse']:.4f}) acc {tr['acc']:.4f} michel-acc {tr['michel_acc']:.4f}")
+        if fine:
+            line += f" acc5 {tr['acc5']:.4f}"
         if len(val_idx):
-            va = evaluate(model, ds, val_dev, device, cw, args.eval_batch, args.amp)
+            va = evaluate(model, ds, val_dev, device, cw, args.eval_batch, args.amp, args.ce_weight)
             rec["val"] = va
             mauc = "-" if va["michel_auc"] is None else f"{va['michel_auc']:.4f}"
             line += (f" | val loss {va['loss']:.4f} (ce {va['ce']:.4f} mse {va['mse']:.4f}) acc "
                      f"{va['acc']:.4f} michel-acc {va['michel_acc']:.4f} michel-auc {mauc}")
+            if fine:
+                c5 = np.array(va["confusion5"], np.float64)
+                rows = np.maximum(c5.sum(1), 1)
+                line += (f" acc5 {va['acc5']:.4f} delta->em "
+                         f"{c5[1, 2:4].sum() / rows[1]:.3f} michel->track {c5[3, 0:2].sum() / rows[3]:.3f}")
             if args.keep_best and (best is None or va["loss"] < best[0]):
                 best = (va["loss"], epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
         line += f" | {t_train:.1f} s, {rec['patches_per_s']:.0f} patches/s"
@@ -570,6 +705,13 @@ def parse_args(argv):
     ap.add_argument("--json", help="sidecar JSON (default: the output with .json)")
     ap.add_argument("--checkpoint", help="also save the PyTorch state_dict here (.pt)")
     ap.add_argument("--arch", choices=sorted(ARCHS), default="production")
+    ap.add_argument("--target", choices=TARGETS, default="3class",
+                    help="3class: the production heads and loss (default); 5class: one 5-way softmax over "
+                    "track, delta, shower, michel, none (from `category`), exported merged to the production "
+                    "outputs (see above)")
+    ap.add_argument("--ce-weight", type=float, default=None,
+                    help="weight of the cross-entropy term (default 0.1 for 3class, the original's; 1.0 for "
+                    "5class, whose loss is the cross-entropy alone)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--eval-batch", type=int, default=4096)
@@ -581,7 +723,8 @@ def parse_args(argv):
                     help="Keras time-based decay: lr / (1 + decay * step) (default 1e-5, the original's)")
     ap.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     ap.add_argument("--class-weights", default="none",
-                    help="cross-entropy class weights: none, auto (inverse frequency) or w_track,w_em,w_none")
+                    help="cross-entropy class weights: none, auto (inverse frequency) or w_track,w_em,w_none "
+                    "(5class: w_track,w_delta,w_shower,w_michel,w_none)")
     ap.add_argument("--val-frac", type=float, default=0.1, help="fraction of events for validation (default 0.1)")
     ap.add_argument("--val-files", nargs="+", default=None, help="validation files instead of --val-frac")
     ap.add_argument("--limit", type=int, default=0,
@@ -602,6 +745,8 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     if args.lr is None:
         args.lr = 0.01 if args.optimizer == "sgd" else 0.001
+    if args.ce_weight is None:
+        args.ce_weight = CE_WEIGHT if args.target == "3class" else 1.0
     return args
 
 
@@ -623,7 +768,7 @@ def main(argv=None):
 
     t_load = time.time()
     files = list(args.data) + list(args.val_files or [])
-    ds = load_data(files, device, args.data_dtype, args.limit)
+    ds = load_data(files, device, args.data_dtype, args.limit, fine=args.target == "5class")
     if args.val_files:
         n_tr = sum(f["used"] for f in ds.files[:len(args.data)])
         train_idx, val_idx, level = np.arange(n_tr), np.arange(n_tr, len(ds)), "files"
@@ -634,13 +779,16 @@ def main(argv=None):
           f"{str(ds.x.dtype).replace('torch.', '')} on {ds.x.device}; train {len(train_idx)} (track {counts[0]}, "
           f"em {counts[1]}, none {counts[2]}, michel {int(ds.michel[train_idx].sum())}), val {len(val_idx)} "
           f"(split by {level})")
+    if ds.fine is not None:
+        c5 = np.bincount(ds.fine[train_idx].numpy(), minlength=5)
+        print("target 5class: train " + ", ".join(f"{k} {v}" for k, v in zip(FINE_NAMES, c5)))
 
-    model = ARCHS[args.arch]().to(device)
+    model = ARCHS[args.arch](target=args.target).to(device)
     n_params = count_parameters(model)
     macs = count_macs(model)
-    print(f"arch {args.arch}: {n_params:,} parameters, {macs:,} MACs ({2 * macs / 1e6:.2f} MFLOP) per patch; "
+    print(f"arch {args.arch} ({args.target}): {n_params:,} parameters, {macs:,} MACs ({2 * macs / 1e6:.2f} MFLOP) per patch; "
           f"device {device_name}")
-    if args.arch == "production":
+    if args.arch == "production" and args.target == "3class":
         assert n_params == PRODUCTION_PARAMETERS, \
             f"production model has {n_params} parameters, FACTS.md says {PRODUCTION_PARAMETERS}"
     if args.channels_last and device.type == "cuda":
@@ -656,11 +804,13 @@ def main(argv=None):
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in verify.items()
                                                  if k in ("onnx_checker", "onnxruntime", "onnx_parameters")))
     if args.checkpoint:
-        torch.save({"arch": args.arch, "state_dict": model.state_dict()}, args.checkpoint)
+        torch.save({"arch": args.arch, "target": args.target, "state_dict": model.state_dict()}, args.checkpoint)
 
     last = history[-1] if history else {}
     side = {
         "arch": args.arch,
+        "target": args.target,
+        "classes": list(FINE_NAMES if args.target == "5class" else patchdata.CLASS_NAMES),
         "parameters": n_params,
         "macs_per_patch": macs,
         "flops_per_patch": 2 * macs,
@@ -671,12 +821,17 @@ def main(argv=None):
         "data_attrs": ds.files[0]["attrs"],
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_split": level,
         "train_class_counts": counts.tolist(),
+        "train_fine_counts": None if ds.fine is None else np.bincount(ds.fine[train_idx].numpy(), minlength=5).tolist(),
         "epochs": args.epochs, "epochs_run": len(history), "steps": last.get("steps", 0),
         "best_epoch": best_epoch,  # --keep-best: the epoch whose weights were exported
         "exported_epoch": best_epoch or last.get("epoch"),
         "batch": args.batch, "optimizer": args.optimizer, "lr": args.lr, "momentum": args.momentum,
         "lr_decay": args.lr_decay, "weight_decay": args.weight_decay, "class_weights": args.class_weights,
-        "loss": f"{CE_WEIGHT} x categorical cross-entropy + {MSE_WEIGHT} x MSE(michel sigmoid)",
+        "ce_weight": args.ce_weight,
+        "loss": (f"{args.ce_weight} x categorical cross-entropy + {MSE_WEIGHT} x MSE(michel sigmoid)"
+                 if args.target == "3class" else
+                 f"{args.ce_weight} x 5-way cross-entropy (track, delta, shower, michel, none); no Michel head, "
+                 "no MSE term; exported em_trk_none = softmax5 @ merge[5x3], michel = P(michel)"),
         "amp": bool(args.amp and device.type == "cuda"), "data_dtype": str(ds.x.dtype).replace("torch.", ""),
         "train_seconds": seconds,
         "device": str(device), "device_name": device_name,

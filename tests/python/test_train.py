@@ -108,8 +108,9 @@ def run_train(data, out, arch, *extra):
             "--batch", "32", "--eval-batch", "256", "--limit", "600", "--seed", "3", "-o", str(out),
             "--checkpoint", str(out) + ".pt", *extra]
     side = train.main(args)
-    net = train.ARCHS[arch]()
-    net.load_state_dict(torch.load(str(out) + ".pt")["state_dict"])
+    ckpt = torch.load(str(out) + ".pt")
+    net = train.ARCHS[arch](target=ckpt.get("target", "3class"))
+    net.load_state_dict(ckpt["state_dict"])
     return side, net.eval()
 
 
@@ -258,3 +259,78 @@ def test_seeded_runs_are_identical(patches_file, tmp_path):
         outs.append(torch.load(str(tmp_path / f"s{i}.pt"))["state_dict"])
     for k in outs[0]:
         assert torch.equal(outs[0][k], outs[1][k]), k
+
+
+# ------------------------------------------------------------------------- --target 5class
+
+def larserve_infer(path, x, tmp_path):
+    np.save(tmp_path / "x.npy", x)
+    r = subprocess.run([LARSERVE, "infer", path, "-i", f"main_input={tmp_path / 'x.npy'}", "-o", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return {line.split(" ")[0]: np.load(line.split(" -> ")[-1]) for line in r.stdout.splitlines()}
+
+
+@pytest.fixture(scope="module", params=["production", "compact"])
+def trained5(request, patches_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param + "5") / "model.onnx"
+    side, net = run_train(patches_file, out, request.param, "--target", "5class", "--class-weights", "auto",
+                          "--max-steps", "2")
+    return request.param, str(out), side, net
+
+
+def test_5class_export(trained5, patches_file, tmp_path):
+    """5-way head, exported under the production interface: [N,3] merged softmax and [N,1] P(michel)."""
+    arch, path, side, net = trained5
+    assert side["target"] == "5class" and side["steps"] == 2
+    assert net.em_trk_none.out_features == 5 and net.michel is None
+    with open(os.path.splitext(path)[0] + ".json") as fh:
+        assert json.load(fh)["target"] == "5class"
+    assert torch.load(path + ".pt")["target"] == "5class"
+    va = side["final_val"]
+    assert 0 <= va["acc"] <= 1 and 0 <= va["acc5"] <= 1 and np.array(va["confusion5"]).shape == (5, 5)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    inits = {t.name for t in m.graph.initializer}
+    inputs = [i for i in m.graph.input if i.name not in inits]
+    assert [i.name for i in inputs] == ["main_input"]
+    assert [o.name for o in m.graph.output] == [OUT_EM, OUT_MI]
+    for o, width in zip(m.graph.output, (3, 1)):
+        d = o.type.tensor_type.shape.dim
+        assert d[0].dim_param and d[1].dim_value == width
+        assert o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    allowed = {"Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "AveragePool", "Flatten", "Reshape",
+               "Transpose", "Concat", "Softmax", "BatchNormalization", "Dropout", "Identity"}
+    assert {n.op_type for n in m.graph.node} <= allowed
+    onnx_params = sum(onnx.numpy_helper.to_array(t).size for t in m.graph.initializer)
+    bn = sum(mod.num_features for mod in net.modules() if isinstance(mod, torch.nn.BatchNorm2d))
+    assert onnx_params == side["parameters"] - bn + 5 * 3 + 5  # + the constant merge matrices
+    if arch == "production":
+        assert side["parameters"] == 11_900_420 + 2 * 33 - 33  # Dense 5 head, no Michel head
+
+    x = sample_patches(patches_file)
+    want_em, want_mi = torch_scores(net, x)
+    np.testing.assert_allclose(want_em.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert ((want_mi >= 0) & (want_mi <= want_em[:, 1:2])).all()
+    if not larserve_ok():
+        pytest.skip(f"no larserve binary at {LARSERVE}")
+    outs = larserve_infer(path, x, tmp_path)
+    assert set(outs) == {OUT_EM, OUT_MI}
+    em, mi = outs[OUT_EM], outs[OUT_MI]
+    assert em.shape == (len(x), 3) and mi.shape == (len(x), 1)
+    np.testing.assert_allclose(em.sum(axis=1), 1.0, rtol=0, atol=1e-6)
+    assert ((mi >= 0) & (mi <= 1) & (mi <= em[:, 1:2])).all()
+    np.testing.assert_allclose(em, want_em, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(mi, want_mi, rtol=1e-5, atol=1e-7)
+
+
+def test_5class_labels_from_category(patches_file):
+    ds = train.load_data([patches_file], torch.device("cpu"), limit=600, fine=True)
+    src = patchdata.open_patches(patches_file)
+    pick = np.unique(np.linspace(0, len(src) - 1, 600).round().astype(np.int64))
+    cat, kind = src.read("category")[pick], src.read("kind")[pick]
+    src.close()
+    fine = ds.fine.numpy()
+    np.testing.assert_array_equal(train.FINE_TO_3[fine], ds.label.numpy())
+    assert (fine[cat == 4] == 1).all() and (fine[cat == 3] == 3).all() and (fine[kind == 1] == 4).all()
+    np.testing.assert_array_equal(train.MERGE_5_TO_3.argmax(1), train.FINE_TO_3)
