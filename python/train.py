@@ -513,7 +513,7 @@ def train(args, model, ds, train_idx, val_idx, device):
     opt, sched = make_optimizer(args, model, device)
     fine = args.target == "5class"
     names = FINE_NAMES if fine else patchdata.CLASS_NAMES
-    cw = class_weights(args.class_weights, ds.target(args.target)[train_idx].numpy(), names)
+    cw = class_weights(args.class_weights, ds.target(args.target)[train_idx].cpu().numpy(), names)
     if cw is not None:
         print(f"class weights ({', '.join(names)}):", ", ".join(f"{v:.3f}" for v in cw.tolist()))
         cw = cw.to(device)
@@ -780,7 +780,7 @@ def main(argv=None):
           f"em {counts[1]}, none {counts[2]}, michel {int(ds.michel[train_idx].sum())}), val {len(val_idx)} "
           f"(split by {level})")
     if ds.fine is not None:
-        c5 = np.bincount(ds.fine[train_idx].numpy(), minlength=5)
+        c5 = np.bincount(ds.fine[train_idx].cpu().numpy(), minlength=5)
         print("target 5class: train " + ", ".join(f"{k} {v}" for k, v in zip(FINE_NAMES, c5)))
 
     model = ARCHS[args.arch](target=args.target).to(device)
@@ -821,7 +821,7 @@ def main(argv=None):
         "data_attrs": ds.files[0]["attrs"],
         "n_train": int(len(train_idx)), "n_val": int(len(val_idx)), "val_split": level,
         "train_class_counts": counts.tolist(),
-        "train_fine_counts": None if ds.fine is None else np.bincount(ds.fine[train_idx].numpy(), minlength=5).tolist(),
+        "train_fine_counts": None if ds.fine is None else np.bincount(ds.fine[train_idx].cpu().numpy(), minlength=5).tolist(),
         "epochs": args.epochs, "epochs_run": len(history), "steps": last.get("steps", 0),
         "best_epoch": best_epoch,  # --keep-best: the epoch whose weights were exported
         "exported_epoch": best_epoch or last.get("epoch"),
