@@ -19,6 +19,7 @@ PACKAGES=(
   libhdf5-dev libcli11-dev nlohmann-json3-dev libpng-dev zlib1g-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler libdnnl-dev
+  libgrpc++-dev protobuf-compiler-grpc libcpp-httplib-dev
   python3-venv python3-h5py python3-numpy python3-pytest python3-matplotlib python3-onnx
   python3-torch python3-torchvision
 )

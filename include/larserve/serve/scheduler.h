@@ -1,0 +1,124 @@
+#pragma once
+// The scheduler of one loaded model version: a request queue, Triton-style dynamic batching and
+// a pool of instances (threads, each with its own ExecutionContext of one shared Engine), with
+// the statistics Triton's ModelStatistics reports. Transport-agnostic: the gRPC and HTTP
+// frontends translate their messages into InferRequests and the responses back; everything here
+// is tested without any network.
+//
+// Threading: Enqueue, Stats and Stop may be called from any thread. Callbacks run on instance
+// threads (or on the caller's thread for requests refused at once) and must not block long; a
+// callback must not call Stop or destroy the Scheduler (both join the instance threads).
+// Response tensors keep their data alive (Tensor's shared ownership): they share no memory with
+// the instance's buffers or with other requests' responses.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "larserve/core/status.h"
+#include "larserve/core/tensor.h"
+#include "larserve/runtime/engine.h"
+
+namespace larserve::serve {
+
+using Clock = std::chrono::steady_clock;
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;  // with max_batch_size > 0: [b, ...] with b the request's batch size
+};
+
+struct InferRequest {
+  std::string id;                    // echoed in the response
+  std::vector<NamedTensor> inputs;   // every model input exactly once, any order
+  std::vector<std::string> outputs;  // requested outputs; empty = all, in model order
+  // Per-request queue timeout (Triton's "timeout" request parameter); 0 = the model's default.
+  uint64_t timeout_us = 0;
+  Clock::time_point arrival = Clock::now();
+};
+
+struct InferResponse {
+  std::string id;
+  Status status;                     // not ok: outputs empty
+  std::vector<NamedTensor> outputs;  // in the order requested (model order if none requested)
+};
+
+using ResponseCallback = std::function<void(InferResponse)>;
+
+// config.pbtxt's dynamic_batching and max_batch_size, resolved.
+struct BatchingConfig {
+  int64_t max_batch_size = 0;  // 0: the model takes no batch dimension; requests run one by one
+  bool dynamic = false;        // dynamic_batching present
+  std::vector<int64_t> preferred_batch_sizes;
+  uint64_t max_queue_delay_us = 0;
+  // default_queue_policy
+  int64_t max_queue_size = 0;       // 0 = unbounded
+  uint64_t default_timeout_us = 0;  // 0 = none
+  bool timeout_reject = true;       // timeout_action REJECT (else DELAY: the request stays queued)
+  // As Triton: a request's timeout_us may shorten the default, never lengthen it (with no
+  // default, any request timeout applies).
+  bool allow_timeout_override = false;
+};
+
+struct SchedulerConfig {
+  std::string model_name;
+  int64_t version = 1;
+  int instances = 1;  // instance_group count (threads, one ExecutionContext each)
+  BatchingConfig batching;
+};
+
+// One {count, ns} pair of Triton's statistics.
+struct DurationStat {
+  uint64_t count = 0;
+  uint64_t ns = 0;
+};
+
+struct BatchStat {
+  DurationStat compute_input, compute_infer, compute_output;
+};
+
+// Counted as Triton's ModelStatistics: success, fail, queue and compute_* count requests (each
+// request of an executed batch gets the batch's compute durations added); queue and compute_*
+// cover successful requests only; fail includes requests refused at Enqueue. inference_count,
+// execution_count and batch_stats count successful executions only.
+struct ModelStats {
+  DurationStat success, fail, queue, compute_input, compute_infer, compute_output;
+  DurationStat cache_hit, cache_miss;        // always zero: no response cache
+  uint64_t inference_count = 0;              // requests' batch items executed
+  uint64_t execution_count = 0;              // model executions (batches)
+  uint64_t last_inference_ms = 0;            // since the epoch, of the last completed request
+  uint64_t rejected = 0;                     // refused by the queue policy (full queue or timeout)
+  int64_t pending = 0;                       // requests queued or executing now
+  std::map<int64_t, BatchStat> batch_stats;  // per executed batch size
+};
+
+class Scheduler {
+ public:
+  // Checks the engine's inputs and outputs against the batching configuration (a batched model
+  // needs a leading dynamic dimension on every input and output) and starts the instances.
+  static StatusOr<std::unique_ptr<Scheduler>> Create(std::shared_ptr<const runtime::Engine> engine,
+                                                     SchedulerConfig config);
+  ~Scheduler();  // Stop()
+
+  // Validates the request against the model (input names, dtypes, shapes, batch size against
+  // max_batch_size, requested output names) and queues it; `done` is called exactly once, with
+  // an error status naming the model and the input if the request is refused or fails.
+  void Enqueue(InferRequest request, ResponseCallback done);
+
+  ModelStats Stats() const;
+  const SchedulerConfig& config() const;
+
+  // Stops accepting requests, fails the queued ones with UNAVAILABLE, waits for running batches.
+  void Stop();
+
+ private:
+  Scheduler() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace larserve::serve
