@@ -16,6 +16,7 @@ void RegisterBuild(CLI::App& app, RunFn* run);
 void RegisterExec(CLI::App& app, RunFn* run);
 void RegisterInfer(CLI::App& app, RunFn* run);
 void RegisterReco(CLI::App& app, RunFn* run);
+void RegisterServe(CLI::App& app, RunFn* run);  // built with the server (LARSERVE_HAVE_SERVE)
 
 // Prints "larserve <command>: error: <message>" to stderr and returns the exit code 1.
 int Fail(const char* command, const std::string& message);

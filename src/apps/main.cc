@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   larserve::apps::RegisterExec(app, &run);
   larserve::apps::RegisterInfer(app, &run);
   larserve::apps::RegisterReco(app, &run);
+#ifdef LARSERVE_HAVE_SERVE
+  larserve::apps::RegisterServe(app, &run);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

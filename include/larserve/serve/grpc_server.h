@@ -1,0 +1,44 @@
+#pragma once
+// The gRPC frontend: service inference.GRPCInferenceService (proto/grpc_service.proto, Triton's
+// definitions) over a ModelRepository. A thin translator (ARCHITECTURE.md): requests become
+// serve::InferRequests for the model's Scheduler, responses and Statuses go back unchanged
+// (our status codes are gRPC's).
+//
+// Built on gRPC's callback API: ModelInfer returns to gRPC at once and the response is sent
+// from the scheduler's instance thread when the batch it was in has run, so no frontend thread
+// waits for compute and concurrent clients are limited by the instances, not by a thread pool.
+//
+// Threading: Start, Port and Shutdown from one thread; everything else runs on gRPC's threads.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "larserve/core/status.h"
+#include "larserve/serve/model_repository.h"
+
+namespace larserve::serve {
+
+struct GrpcServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 8001;                 // 0: any free port (see GrpcServer::port())
+  // Largest request or response message (bytes), both directions.
+  int max_message_bytes = 64 << 20;
+};
+
+class GrpcServer {
+ public:
+  // Binds and starts serving `repository` (which must outlive the server).
+  static StatusOr<std::unique_ptr<GrpcServer>> Start(ModelRepository* repository,
+                                                     const GrpcServerOptions& options);
+  ~GrpcServer();  // Shutdown()
+  int port() const;
+  // Stops accepting calls, finishes the ones in flight, joins gRPC's threads.
+  void Shutdown();
+
+ private:
+  GrpcServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace larserve::serve

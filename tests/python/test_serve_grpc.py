@@ -1,0 +1,267 @@
+"""`larserve serve` against NVIDIA's own gRPC client (tritonclient, unmodified, from PyPI) on a
+loopback port chosen at run time: health, metadata, configuration, inference equal to our
+engine in-process, concurrency with request ids kept, dynamic batches really formed, streaming,
+statistics, repository load/unload, and the right gRPC codes for bad requests (the server keeps
+serving after each)."""
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+grpcclient = pytest.importorskip("tritonclient.grpc")
+from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
+from tritonclient.utils import InferenceServerException  # noqa: E402
+import grpc  # noqa: E402
+
+LARSERVE = os.environ.get("LARSERVE", "build/cpu-release/src/apps/larserve")
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL = "emtrkmichel"
+IN, OUT_EM, OUT_MI = "main_input", "em_trk_none_netout/Softmax", "michel_netout/Sigmoid"
+
+CONFIG = """name: "emtrkmichel"
+platform: "onnxruntime_onnx"
+max_batch_size: 1024
+input [ { name: "main_input" data_type: TYPE_FP32 format: FORMAT_NHWC dims: [ 48, 48, 1 ] } ]
+output [ { name: "em_trk_none_netout/Softmax" data_type: TYPE_FP32 dims: [ 3 ] },
+         { name: "michel_netout/Sigmoid" data_type: TYPE_FP32 dims: [ 1 ] } ]
+instance_group [ { kind: KIND_CPU count: 1 } ]
+dynamic_batching { max_queue_delay_microseconds: 20000 }
+"""
+
+
+def have_serve():
+    r = subprocess.run([LARSERVE, "serve", "--help"], capture_output=True, text=True)
+    return r.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not os.path.exists(LARSERVE) or not have_serve(),
+                                reason=f"no larserve with the server at {LARSERVE}")
+
+
+class Server:
+    def __init__(self, repo, *args):
+        self.proc = subprocess.Popen([LARSERVE, "serve", "--model-repository", str(repo), "--grpc-port", "0",
+                                      "--threads", "1", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on ([\d.]+):(\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line} {self.proc.stderr.read()}")
+        self.url = f"{m.group(1)}:{m.group(2)}"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return rc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    (root / MODEL / "1").mkdir(parents=True)
+    shutil.copy(os.path.join(SRC, "models", MODEL, "1", "model.onnx"), root / MODEL / "1" / "model.onnx")
+    (root / MODEL / "config.pbtxt").write_text(CONFIG)
+    # A model whose file is corrupt: UNAVAILABLE with a reason, the others still served.
+    (root / "broken" / "1").mkdir(parents=True)
+    (root / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model" * 10)
+    (root / "broken" / "config.pbtxt").write_text(CONFIG.replace('name: "emtrkmichel"', 'name: "broken"'))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    s = Server(repo, "--max-message-mb", "16")
+    yield s
+    assert s.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return grpcclient.InferenceServerClient(server.url)
+
+
+def patches(n, seed):
+    return np.random.default_rng(seed).uniform(-5, 15, (n, 48, 48, 1)).astype(np.float32)
+
+
+def local_scores(x, tmp_path):
+    """Our engine in-process (`larserve infer`) on the same model and inputs."""
+    np.save(tmp_path / "x.npy", x)
+    r = subprocess.run([LARSERVE, "infer", os.path.join(SRC, "models", MODEL, "1", "model.onnx"), "--backend", "cpu",
+                        "-i", f"{IN}={tmp_path / 'x.npy'}", "-o", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return (np.load(tmp_path / "em_trk_none_netout_Softmax.npy"), np.load(tmp_path / "michel_netout_Sigmoid.npy"))
+
+
+def infer(client, x, request_id="", model=MODEL, version=""):
+    inp = grpcclient.InferInput(IN, list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    return client.infer(model, [inp], model_version=version, request_id=request_id)
+
+
+def test_health_metadata_config_index(client):
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready(MODEL) and client.is_model_ready(MODEL, "1")
+    assert not client.is_model_ready(MODEL, "2") and not client.is_model_ready("broken")
+    assert client.get_server_metadata().name == "larserve"
+    md = client.get_model_metadata(MODEL)
+    assert md.name == MODEL and list(md.versions) == ["1"]
+    assert [(t.name, t.datatype, list(t.shape)) for t in md.inputs] == [(IN, "FP32", [-1, 48, 48, 1])]
+    assert [(t.name, list(t.shape)) for t in md.outputs] == [(OUT_EM, [-1, 3]), (OUT_MI, [-1, 1])]
+    cfg = client.get_model_config(MODEL).config
+    assert cfg.max_batch_size == 1024 and cfg.input[0].name == IN and cfg.dynamic_batching.max_queue_delay_microseconds == 20000
+    index = {(m.name, m.version): m for m in client.get_model_repository_index().models}
+    assert index[(MODEL, "1")].state == "READY"
+    broken = [m for (name, _), m in index.items() if name == "broken"]
+    assert broken and broken[0].state == "UNAVAILABLE" and broken[0].reason, broken
+
+
+def test_infer_equals_our_engine_in_process(client, tmp_path):
+    x = patches(256, 1)
+    r = infer(client, x, request_id="req-256")
+    assert r.get_response().id == "req-256" and r.get_response().model_version == "1"
+    em, mi = local_scores(x, tmp_path)
+    np.testing.assert_allclose(r.as_numpy(OUT_EM), em, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(r.as_numpy(OUT_MI), mi, rtol=1e-5, atol=1e-7)
+    # Only the requested output, and the typed (non-raw) tensor contents are accepted too.
+    inp = grpcclient.InferInput(IN, [2, 48, 48, 1], "FP32")
+    inp.set_data_from_numpy(x[:2])
+    r = client.infer(MODEL, [inp], outputs=[grpcclient.InferRequestedOutput(OUT_MI)])
+    assert r.as_numpy(OUT_EM) is None
+    np.testing.assert_allclose(r.as_numpy(OUT_MI), mi[:2], rtol=1e-5, atol=1e-7)
+
+
+def test_concurrent_clients_keep_ids_and_form_batches(server, client, tmp_path):
+    before = client.get_inference_statistics(MODEL).model_stats[0]
+    n_threads, per_thread = 8, 6
+    x = patches(n_threads * per_thread, 2)
+    em, mi = local_scores(x, tmp_path)
+    errors = []
+
+    def worker(t):
+        c = grpcclient.InferenceServerClient(server.url)  # one channel per client thread
+        for k in range(per_thread):
+            i = t * per_thread + k
+            try:
+                r = infer(c, x[i:i + 1], request_id=f"t{t}-{k}")
+                assert r.get_response().id == f"t{t}-{k}"
+                np.testing.assert_allclose(r.as_numpy(OUT_EM), em[i:i + 1], rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(r.as_numpy(OUT_MI), mi[i:i + 1], rtol=1e-5, atol=1e-7)
+            except Exception as e:  # reported below
+                errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    after = client.get_inference_statistics(MODEL).model_stats[0]
+    requests = n_threads * per_thread
+    assert after.inference_stats.success.count - before.inference_stats.success.count == requests
+    assert after.inference_count - before.inference_count == requests
+    executions = after.execution_count - before.execution_count
+    # Eight clients waiting at once within a 20 ms queue delay: batches form.
+    assert executions < requests, (executions, requests)
+    assert any(b.batch_size > 1 for b in after.batch_stats)
+    s = after.inference_stats
+    for pair in (s.success, s.queue, s.compute_input, s.compute_infer, s.compute_output):
+        assert pair.count >= requests and pair.ns > 0
+
+
+def test_stream_keeps_ids(server, tmp_path):
+    x = patches(10, 3)
+    em, _ = local_scores(x, tmp_path)
+    results, done = {}, threading.Event()
+
+    def callback(result, error):
+        results[len(results)] = (result, error)
+        if len(results) == len(x) + 1:
+            done.set()
+
+    c = grpcclient.InferenceServerClient(server.url)
+    c.start_stream(callback=callback)
+    for i in range(len(x)):
+        inp = grpcclient.InferInput(IN, [1, 48, 48, 1], "FP32")
+        inp.set_data_from_numpy(x[i:i + 1])
+        c.async_stream_infer(MODEL, [inp], request_id=f"s{i}")
+    bad = grpcclient.InferInput("no_such_input", [1, 48, 48, 1], "FP32")
+    bad.set_data_from_numpy(x[:1])
+    c.async_stream_infer(MODEL, [bad], request_id="bad")
+    assert done.wait(120)
+    c.stop_stream()
+    by_id = {}
+    for result, error in results.values():
+        if error is None:
+            by_id[result.get_response().id] = result
+        else:
+            by_id["error"] = error
+    assert "no_such_input" in str(by_id["error"])
+    for i in range(len(x)):
+        np.testing.assert_allclose(by_id[f"s{i}"].as_numpy(OUT_EM), em[i:i + 1], rtol=1e-5, atol=1e-7)
+
+
+def raw_request(x_bytes, shape, datatype="FP32", name=IN, model=MODEL, version=""):
+    req = service_pb2.ModelInferRequest(model_name=model, model_version=version)
+    t = req.inputs.add()
+    t.name, t.datatype = name, datatype
+    t.shape.extend(shape)
+    req.raw_input_contents.append(x_bytes)
+    return req
+
+
+@pytest.mark.parametrize("case,code,text", [
+    ("model", grpc.StatusCode.NOT_FOUND, "nosuch"),
+    ("version", grpc.StatusCode.NOT_FOUND, "version"),
+    ("input name", grpc.StatusCode.INVALID_ARGUMENT, "wrong_name"),
+    ("shape", grpc.StatusCode.INVALID_ARGUMENT, "shape"),
+    ("datatype", grpc.StatusCode.INVALID_ARGUMENT, "FP64"),
+    ("byte count", grpc.StatusCode.INVALID_ARGUMENT, "bytes"),
+    ("batch above max", grpc.StatusCode.INVALID_ARGUMENT, "1024"),
+    ("oversized message", grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+])
+def test_bad_requests_get_the_right_code_and_the_server_keeps_serving(server, client, case, code, text):
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(
+        server.url, options=[("grpc.max_send_message_length", 64 << 20)]))
+    one = patches(1, 4)
+    shape = [1, 48, 48, 1]
+    req = {
+        "model": lambda: raw_request(one.tobytes(), shape, model="nosuch"),
+        "version": lambda: raw_request(one.tobytes(), shape, version="7"),
+        "input name": lambda: raw_request(one.tobytes(), shape, name="wrong_name"),
+        "shape": lambda: raw_request(one.tobytes(), [1, 48, 48]),
+        "datatype": lambda: raw_request(one.astype(np.float64).tobytes(), shape, datatype="FP64"),
+        "byte count": lambda: raw_request(one.tobytes()[:-4], shape),
+        "batch above max": lambda: raw_request(patches(1025, 5).tobytes(), [1025, 48, 48, 1]),
+        "oversized message": lambda: raw_request(patches(2000, 6).tobytes(), [2000, 48, 48, 1]),  # 18 MB > 16 MiB
+    }[case]()
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ModelInfer(req, timeout=60)
+    assert e.value.code() == code, (e.value.code(), e.value.details())
+    assert text.lower() in (e.value.details() or "").lower(), e.value.details()
+    # Still serving.
+    assert infer(client, one).as_numpy(OUT_EM).shape == (1, 3)
+
+
+def test_unload_and_load(client):
+    client.unload_model(MODEL)
+    assert not client.is_model_ready(MODEL)
+    with pytest.raises(InferenceServerException) as e:
+        infer(client, patches(1, 7))
+    assert "emtrkmichel" in str(e.value)
+    client.load_model(MODEL)
+    assert client.is_model_ready(MODEL)
+    assert infer(client, patches(1, 7)).as_numpy(OUT_MI).shape == (1, 1)
+    with pytest.raises(InferenceServerException):
+        client.load_model("broken")
+    assert client.is_server_live()
