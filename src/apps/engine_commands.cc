@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 #include "larserve/core/timer.h"
 #include "larserve/graph/onnx_import.h"
 #include "larserve/io/npy.h"
+#include "larserve/io/patch_file.h"
 #include "larserve/runtime/calibration.h"
 #include "larserve/runtime/engine.h"
 
@@ -25,6 +28,7 @@ struct BuildArgs {
   std::string batch;               // MIN:OPT:MAX
   std::vector<std::string> calib;  // .npy batches of the model's input
   std::string calib_cache;
+  int64_t calib_patches = 4096;
   std::string calib_method = "entropy";
   double calib_percentile = 99.99;
   std::string backend = "reference";
@@ -86,6 +90,14 @@ StatusOr<runtime::BuildOptions> MakeOptions(const std::string& backend,
 
 // INT8 ranges: computed from --calib batches (and written to --calib-cache if given), or read
 // from --calib-cache. Calibration runs the optimised graph in fp32 on the reference backend.
+// HDF5 files start with this signature (at offset 0 for files we write).
+bool IsHdf5File(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char sig[8] = {0};
+  in.read(sig, sizeof(sig));
+  return in.gcount() == 8 && std::memcmp(sig, "\x89HDF\r\n\x1a\n", 8) == 0;
+}
+
 StatusOr<std::shared_ptr<const runtime::CalibrationTable>> Calibration(const BuildArgs& a,
                                                                        const graph::Graph& g) {
   if (a.calib.empty()) {
@@ -111,8 +123,27 @@ StatusOr<std::shared_ptr<const runtime::CalibrationTable>> Calibration(const Bui
   co.percentile = a.calib_percentile;
   std::vector<std::vector<Tensor>> batches;
   for (const auto& f : a.calib) {
-    ASSIGN_OR_RETURN(Tensor t, io::ReadNpy(f));
-    batches.push_back({std::move(t)});
+    if (!IsHdf5File(f)) {
+      ASSIGN_OR_RETURN(Tensor t, io::ReadNpy(f));
+      batches.push_back({std::move(t)});
+      continue;
+    }
+    // A patch file (`larserve patches`): its first --calib-patches patches, in batches.
+    ASSIGN_OR_RETURN(auto reader, io::PatchFileReader::Open(f));
+    const io::PatchFileInfo& info = reader->info();
+    const int64_t n = std::min<int64_t>(reader->num_patches(), a.calib_patches);
+    if (n == 0) return InvalidArgument("calibration patch file '" + f + "' holds no patches");
+    constexpr int64_t kBatch = 512;
+    std::vector<float> pixels;
+    std::vector<io::PatchRecord> records;
+    for (int64_t b0 = 0; b0 < n; b0 += kBatch) {
+      const int64_t bn = std::min(kBatch, n - b0);
+      RETURN_IF_ERROR(reader->Read(b0, b0 + bn, &pixels, &records));
+      ASSIGN_OR_RETURN(Tensor t, Tensor::Create(DType::kFloat32,
+                                                Shape{bn, info.patch_wires, info.patch_drifts, 1}));
+      std::copy(pixels.begin(), pixels.end(), t.Span<float>().begin());
+      batches.push_back({std::move(t)});
+    }
   }
   ASSIGN_OR_RETURN(runtime::CalibrationTable t, runtime::Calibrate(g, batches, co));
   if (!a.calib_cache.empty()) RETURN_IF_ERROR(t.Save(a.calib_cache));
@@ -427,9 +458,12 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
                   "batch profile MIN:OPT:MAX of the model's dynamic batch dimension: other batches "
                   "are refused, tactics are timed at OPT, exec runs OPT by default");
   cmd->add_option("--calib", a->calib,
-                  "int8: calibration batches of the model's input as .npy files (numpy.save), one "
-                  "batch each")
+                  "int8: calibration data: patch files (larserve patches, .h5) or batches of the "
+                  "model's input as .npy files (numpy.save), one batch each")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--calib-patches", a->calib_patches,
+                  "int8: patches used from each calibration patch file (default 4096)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--calib-cache", a->calib_cache,
                   "int8: calibration cache to write (with --calib) or to read (without)");
   cmd->add_option("--calib-method", a->calib_method,

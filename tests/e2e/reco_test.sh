@@ -63,6 +63,17 @@ else
   bad "reco summary table: $(cat "$WORK/err" "$WORK/table")"
 fi
 
+# INT8 calibrated from a patch file (larserve patches), then reconstruction through the plan.
+if "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/calib.h5" >/dev/null 2>"$WORK/err" &&
+   "$LARSERVE" build "$MODEL" -o "$WORK/m8.plan" --device cpu --precision int8 --calib "$WORK/calib.h5" \
+     --calib-patches 1024 --calib-cache "$WORK/m8.calib" >/dev/null 2>>"$WORK/err" &&
+   "$LARSERVE" reco "$WORK/ev.h5" --local --model "$WORK/m8.plan" -o "$WORK/res8.h5" --events 1 --json >"$WORK/r8.json" 2>>"$WORK/err" &&
+   grep -q '"precision": "int8"' "$WORK/r8.json" && [[ -s "$WORK/m8.calib" ]]; then
+  ok "int8 plan calibrated from a patch file reconstructs"
+else
+  bad "int8 from patches: $(cat "$WORK/err")"
+fi
+
 # An event without particles (noise only) and an event without any hit (no noise either).
 "$LARSERVE" sim --events 1 --no-cosmics --no-beam -o "$WORK/empty.h5" >/dev/null 2>&1
 if "$LARSERVE" reco "$WORK/empty.h5" --local --model "$MODEL" -o "$WORK/empty_res.h5" --json >"$WORK/e.json" 2>"$WORK/err"; then
