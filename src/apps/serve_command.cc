@@ -1,5 +1,6 @@
 // `larserve serve`: the inference server over a Triton-layout model repository, speaking the
-// KServe v2 / Triton gRPC protocol. Runs until SIGINT or SIGTERM.
+// KServe v2 / Triton protocols (gRPC and HTTP/REST), with Prometheus metrics. Runs until SIGINT
+// or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
@@ -7,6 +8,8 @@
 
 #include "commands.h"
 #include "larserve/serve/grpc_server.h"
+#include "larserve/serve/http_server.h"
+#include "larserve/serve/metrics.h"
 #include "larserve/serve/model_repository.h"
 
 namespace larserve::apps {
@@ -15,7 +18,10 @@ namespace {
 struct ServeArgs {
   std::string repository;
   std::string host = "127.0.0.1";
-  int grpc_port = 8001;
+  int grpc_port = 8001;     // -1: no gRPC frontend
+  int http_port = 8000;     // -1: no HTTP frontend
+  int metrics_port = 8002;  // -1: no metrics endpoint
+  int http_threads = 0;
   std::string model_control_mode = "none";
   int threads = 0;
   int max_message_mb = 64;
@@ -45,19 +51,51 @@ int RunServe(const ServeArgs& a) {
                  std::string(serve::ModelStateName(e.state)).c_str(), e.reason.empty() ? "" : ": ",
                  e.reason.c_str());
   }
-  serve::GrpcServerOptions go;
-  go.host = a.host;
-  go.port = a.grpc_port;
-  go.max_message_bytes = a.max_message_mb << 20;
-  auto grpc = serve::GrpcServer::Start(repository->get(), go);
-  if (!grpc.ok()) return Fail("serve", grpc.status().message());
-  // Tests and scripts read the port from this line (it is chosen by the system for port 0).
-  std::printf("larserve serve: gRPC listening on %s:%d\n", a.host.c_str(), (*grpc)->port());
+  // Tests and scripts read the ports from the "listening on" lines (chosen by the system for
+  // port 0); the gRPC line comes first.
+  std::unique_ptr<serve::GrpcServer> grpc;
+  if (a.grpc_port >= 0) {
+    serve::GrpcServerOptions go;
+    go.host = a.host;
+    go.port = a.grpc_port;
+    go.max_message_bytes = a.max_message_mb << 20;
+    auto started = serve::GrpcServer::Start(repository->get(), go);
+    if (!started.ok()) return Fail("serve", started.status().message());
+    grpc = std::move(started).value();
+    std::printf("larserve serve: gRPC listening on %s:%d\n", a.host.c_str(), grpc->port());
+  }
+  std::unique_ptr<serve::HttpServer> http;
+  if (a.http_port >= 0) {
+    serve::HttpServerOptions ho;
+    ho.host = a.host;
+    ho.port = a.http_port;
+    ho.max_request_bytes = static_cast<std::size_t>(a.max_message_mb) << 20;
+    ho.threads = a.http_threads;
+    auto started = serve::HttpServer::Start(repository->get(), ho);
+    if (!started.ok()) return Fail("serve", started.status().message());
+    http = std::move(started).value();
+    std::printf("larserve serve: HTTP listening on %s:%d\n", a.host.c_str(), http->port());
+  }
+  std::unique_ptr<serve::MetricsServer> metrics;
+  if (a.metrics_port >= 0) {
+    serve::MetricsServerOptions mo;
+    mo.host = a.host;
+    mo.port = a.metrics_port;
+    auto started = serve::MetricsServer::Start(repository->get(), mo);
+    if (!started.ok()) return Fail("serve", started.status().message());
+    metrics = std::move(started).value();
+    std::printf("larserve serve: metrics listening on %s:%d/metrics\n", a.host.c_str(),
+                metrics->port());
+  }
+  if (!grpc && !http) std::fprintf(stderr, "larserve serve: warning: no frontend enabled\n");
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);
   std::fprintf(stderr, "larserve serve: signal %d, shutting down\n", sig);
-  (*grpc)->Shutdown();
+  // Frontends first (their requests in flight finish), then the repository stops the schedulers.
+  if (grpc) grpc->Shutdown();
+  if (http) http->Shutdown();
+  if (metrics) metrics->Shutdown();
   return 0;
 }
 
@@ -67,21 +105,30 @@ void RegisterServe(CLI::App& app, RunFn* run) {
   auto a = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand(
       "serve",
-      "Serve the models of a Triton-layout model repository over the KServe v2 / Triton gRPC "
-      "protocol (tritonclient, perf_analyzer and LArSoft's NuSonic client work unchanged). "
-      "Stops on SIGINT or SIGTERM.");
+      "Serve the models of a Triton-layout model repository over the KServe v2 / Triton gRPC and "
+      "HTTP/REST protocols, with Prometheus metrics (tritonclient, perf_analyzer and LArSoft's "
+      "NuSonic client work unchanged). Stops on SIGINT or SIGTERM.");
   cmd->add_option("--model-repository", a->repository,
                   "directory of <model>/config.pbtxt and <model>/<version>/model.onnx|plan")
       ->required();
   cmd->add_option("--host", a->host, "address to listen on (default loopback only)");
-  cmd->add_option("--grpc-port", a->grpc_port, "gRPC port (0: any free port, printed)")
-      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--grpc-port", a->grpc_port, "gRPC port (0: any free port, printed; -1: off)")
+      ->check(CLI::Range(-1, 65535));
+  cmd->add_option("--http-port", a->http_port,
+                  "HTTP/REST port (0: any free port, printed; -1: off)")
+      ->check(CLI::Range(-1, 65535));
+  cmd->add_option("--metrics-port", a->metrics_port,
+                  "Prometheus metrics port, GET /metrics (0: any free port, printed; -1: off)")
+      ->check(CLI::Range(-1, 65535));
+  cmd->add_option("--http-threads", a->http_threads,
+                  "HTTP workers, i.e. connections served at once (0: max(16, 2 x cores))")
+      ->check(CLI::Range(0, 4096));
   cmd->add_option("--model-control-mode", a->model_control_mode,
                   "none: load every model at start; explicit: only on RepositoryModelLoad");
   cmd->add_option("--threads", a->threads, "intra-op threads of each model's engine (0 = all)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--max-message-mb", a->max_message_mb,
-                  "largest gRPC message accepted or sent, MiB")
+                  "largest gRPC message accepted or sent, and largest HTTP request body, MiB")
       ->check(CLI::Range(1, 2047));
   cmd->callback([a, run] { *run = [a] { return RunServe(*a); }; });
 }

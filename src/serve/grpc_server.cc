@@ -5,11 +5,11 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
-#include <limits>
 #include <mutex>
 
 #include "larserve/proto/grpc_service.grpc.pb.h"
 #include "larserve/version.h"
+#include "protocol_util.h"
 
 namespace larserve::serve {
 namespace {
@@ -20,39 +20,30 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
 }
 
-// Copies typed contents (`values`, of the protobuf type) into `t` as the tensor's element type.
+// A tensor of the declared type and shape holding typed contents (`values`, of the protobuf
+// type), allocated once their count is known to match the shape.
 template <typename Dst, typename Values>
-Status CopyContents(const Values& values, int64_t count, Tensor& t, const std::string& where) {
-  if (static_cast<int64_t>(values.size()) != count) {
+StatusOr<Tensor> FromContents(const Values& values, const InputDecl& decl,
+                              const std::string& where) {
+  if (static_cast<int64_t>(values.size()) != decl.count) {
     return InvalidArgument(where + " has " + std::to_string(values.size()) +
-                           " values in its contents, expected " + std::to_string(count) +
+                           " values in its contents, expected " + std::to_string(decl.count) +
                            " for its shape");
   }
+  ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
   auto* dst = static_cast<Dst*>(t.data());
-  for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<Dst>(values[static_cast<int>(i)]);
-  return Status::Ok();
+  for (int64_t i = 0; i < decl.count; ++i) dst[i] = static_cast<Dst>(values[static_cast<int>(i)]);
+  return t;
 }
 
 // Input k of a ModelInferRequest as a tensor: datatype, shape and byte count checked, data
 // from raw_input_contents or from the typed contents (never both, FP16/BF16 only raw).
 StatusOr<Tensor> InputTensor(const inference::ModelInferRequest& req, int k) {
   const auto& in = req.inputs(k);
-  const std::string where = "model '" + req.model_name() + "': input '" + in.name() + "'";
-  auto dtype = DTypeFromName(in.datatype());
-  if (!dtype.ok()) {
-    return InvalidArgument(where + " has unsupported datatype '" + in.datatype() + "'");
-  }
-  std::vector<int64_t> dims(in.shape().begin(), in.shape().end());
-  int64_t count = 1;
-  for (int64_t d : dims) {
-    if (d < 0) return InvalidArgument(where + " has a negative dimension in its shape");
-    if (d > 0 && count > std::numeric_limits<int64_t>::max() / 16 / d) {
-      return InvalidArgument(where + " has an implausibly large shape");
-    }
-    count *= d;
-  }
-  const std::size_t bytes = static_cast<std::size_t>(count) * DTypeSize(*dtype);
-  ASSIGN_OR_RETURN(Tensor t, Tensor::Create(*dtype, Shape(dims)));
+  const std::string where = InputWhere(req.model_name(), in.name());
+  ASSIGN_OR_RETURN(InputDecl decl,
+                   CheckInputDecl(where, in.datatype(),
+                                  std::vector<int64_t>(in.shape().begin(), in.shape().end())));
   if (req.raw_input_contents_size() > 0) {
     if (in.has_contents()) {
       return InvalidArgument(where +
@@ -66,49 +57,36 @@ StatusOr<Tensor> InputTensor(const inference::ModelInferRequest& req, int k) {
                              " inputs; there must be one per input, in the order of inputs");
     }
     const std::string& raw = req.raw_input_contents(k);
-    if (raw.size() != bytes) {
-      return InvalidArgument(where + " has " + std::to_string(raw.size()) + " bytes, expected " +
-                             std::to_string(bytes) + " for shape " + Shape(dims).ToString() + " " +
-                             in.datatype());
-    }
-    if (bytes > 0) std::memcpy(t.data(), raw.data(), bytes);
+    RETURN_IF_ERROR(CheckInputBytes(where, raw.size(), decl));
+    ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
+    if (decl.bytes > 0) std::memcpy(t.data(), raw.data(), decl.bytes);
     return t;
   }
   if (!in.has_contents()) return InvalidArgument(where + " carries no data");
   const auto& c = in.contents();
-  switch (*dtype) {
+  switch (decl.dtype) {
     case DType::kFloat32:
-      RETURN_IF_ERROR(CopyContents<float>(c.fp32_contents(), count, t, where));
-      break;
+      return FromContents<float>(c.fp32_contents(), decl, where);
     case DType::kFloat64:
-      RETURN_IF_ERROR(CopyContents<double>(c.fp64_contents(), count, t, where));
-      break;
+      return FromContents<double>(c.fp64_contents(), decl, where);
     case DType::kInt8:
-      RETURN_IF_ERROR(CopyContents<int8_t>(c.int_contents(), count, t, where));
-      break;
+      return FromContents<int8_t>(c.int_contents(), decl, where);
     case DType::kInt16:
-      RETURN_IF_ERROR(CopyContents<int16_t>(c.int_contents(), count, t, where));
-      break;
+      return FromContents<int16_t>(c.int_contents(), decl, where);
     case DType::kInt32:
-      RETURN_IF_ERROR(CopyContents<int32_t>(c.int_contents(), count, t, where));
-      break;
+      return FromContents<int32_t>(c.int_contents(), decl, where);
     case DType::kInt64:
-      RETURN_IF_ERROR(CopyContents<int64_t>(c.int64_contents(), count, t, where));
-      break;
+      return FromContents<int64_t>(c.int64_contents(), decl, where);
     case DType::kUInt8:
-      RETURN_IF_ERROR(CopyContents<uint8_t>(c.uint_contents(), count, t, where));
-      break;
+      return FromContents<uint8_t>(c.uint_contents(), decl, where);
     case DType::kUInt16:
-      RETURN_IF_ERROR(CopyContents<uint16_t>(c.uint_contents(), count, t, where));
-      break;
+      return FromContents<uint16_t>(c.uint_contents(), decl, where);
     case DType::kBool:
-      RETURN_IF_ERROR(CopyContents<bool>(c.bool_contents(), count, t, where));
-      break;
+      return FromContents<bool>(c.bool_contents(), decl, where);
     default:
       return InvalidArgument(where + ": " + in.datatype() +
                              " data can only be sent as raw_input_contents");
   }
-  return t;
 }
 
 // The scheduler's request for a ModelInferRequest.
@@ -294,11 +272,9 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* ctx,
                                            const inference::ServerMetadataRequest*,
                                            inference::ServerMetadataResponse* resp) override {
-    resp->set_name("larserve");
+    resp->set_name(std::string(kServerName));
     resp->set_version(kVersion);
-    for (const char* e : {"model_repository", "model_configuration", "statistics"}) {
-      resp->add_extensions(e);
-    }
+    for (const std::string& e : ServerExtensions()) resp->add_extensions(e);
     return Done(ctx, Status::Ok());
   }
 
@@ -312,7 +288,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     for (const ModelHandle& v : repository_->ReadyVersions(m.name)) {
       resp->add_versions(std::to_string(v->version));
     }
-    resp->set_platform(m.config->platform().empty() ? m.config->backend() : m.config->platform());
+    resp->set_platform(ModelPlatform(m));
     auto fill = [](const runtime::TensorSpec& spec,
                    inference::ModelMetadataResponse::TensorMetadata* t) {
       t->set_name(spec.name);
@@ -361,21 +337,9 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx,
                                             const inference::ModelStatisticsRequest* req,
                                             inference::ModelStatisticsResponse* resp) override {
-    std::vector<ModelHandle> models;
-    if (req->name().empty()) {
-      models = repository_->AllReady();
-    } else if (req->version().empty()) {
-      models = repository_->ReadyVersions(req->name());
-      if (models.empty()) {
-        auto m = repository_->Get(req->name(), req->version());
-        return Done(ctx, m.ok() ? Status::Ok() : m.status());
-      }
-    } else {
-      auto m = repository_->Get(req->name(), req->version());
-      if (!m.ok()) return Done(ctx, m.status());
-      models.push_back(*m);
-    }
-    for (const ModelHandle& m : models) FillStatistics(*m, resp->add_model_stats());
+    auto models = StatisticsModels(*repository_, req->name(), req->version());
+    if (!models.ok()) return Done(ctx, models.status());
+    for (const ModelHandle& m : *models) FillStatistics(*m, resp->add_model_stats());
     return Done(ctx, Status::Ok());
   }
 

@@ -45,9 +45,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists(LARSERVE) or not have_serve()
 
 class Server:
     def __init__(self, repo, *args):
+        # gRPC only: the HTTP and metrics frontends have their own test (test_serve_http.py).
         self.proc = subprocess.Popen([LARSERVE, "serve", "--model-repository", str(repo), "--grpc-port", "0",
-                                      "--threads", "1", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                      "--http-port", "-1", "--metrics-port", "-1", "--threads", "1", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on ([\d.]+):(\d+)", line)
         if not m:

@@ -1,0 +1,67 @@
+#pragma once
+// The HTTP/REST frontend: the KServe v2 / Triton HTTP protocol over a ModelRepository, on
+// cpp-httplib. A thin translator (ARCHITECTURE.md), like the gRPC frontend (grpc_server.h), with
+// which it shares the protocol answers: requests become serve::InferRequests for the model's
+// Scheduler, and Statuses become HTTP codes (NOT_FOUND 404, UNAVAILABLE 503, UNIMPLEMENTED 501,
+// INTERNAL 500, anything else 400) with the body {"error": "<message>"}.
+//
+// Endpoints (Triton's paths; {m} a model, [/versions/{v}] optional, empty = the latest ready):
+//   GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)
+//   GET  /v2/models/{m}[/versions/{v}]            model metadata
+//   GET  /v2/models/{m}[/versions/{v}]/ready      200 when ready, else 400 (as Triton)
+//   GET  /v2/models/{m}[/versions/{v}]/config     config.pbtxt as JSON (ModelConfigToJson)
+//   GET  /v2/models/{m}[/versions/{v}]/stats, /v2/models/stats   Triton's statistics JSON
+//   POST /v2/models/{m}[/versions/{v}]/infer      JSON tensors, and the binary tensor extension
+//   POST /v2/repository/index, /v2/repository/models/{m}/load, /v2/repository/models/{m}/unload
+//   shared memory, trace and logging endpoints answer 501.
+// Binary tensor extension: with the header Inference-Header-Content-Length: N, the body is N bytes
+// of JSON followed by the raw (row-major, little-endian) bytes of the inputs whose parameters
+// carry "binary_data_size", in the order of "inputs". Outputs asked for as binary ("parameters":
+// {"binary_data": true} on the output, or {"binary_data_output": true} on the request) come back
+// the same way, with "parameters": {"binary_data_size": N}. FP16 and BF16 travel only as binary
+// data (JSON has no such numbers): such outputs are always sent binary.
+//
+// Threading: httplib's model, one worker per open connection (a keep-alive connection holds its
+// worker until it closes or idles for 5 s). An inference waits on its worker for the scheduler's
+// response, so concurrent HTTP requests are bounded by the worker count (options.threads); the
+// compute itself runs on the scheduler's instances as for gRPC. Start, port and Shutdown from one
+// thread.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "larserve/core/status.h"
+#include "larserve/serve/model_repository.h"
+
+namespace larserve::serve {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 8000;                 // 0: any free port (see HttpServer::port())
+  // Largest request body (bytes, after decompression); larger ones get 413. The same limit as
+  // the gRPC frontend's max_message_bytes.
+  std::size_t max_request_bytes = std::size_t{64} << 20;
+  // Worker threads (connections served at once); 0: max(16, 2 * hardware threads).
+  int threads = 0;
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving `repository` (which must outlive the server). UNAVAILABLE when the
+  // address cannot be bound.
+  static StatusOr<std::unique_ptr<HttpServer>> Start(ModelRepository* repository,
+                                                     const HttpServerOptions& options);
+  ~HttpServer();  // Shutdown()
+  int port() const;
+  // Stops accepting connections, finishes the requests in flight, joins the workers. An idle
+  // keep-alive connection holds its worker until its 5 s timeout, so this may take that long.
+  void Shutdown();
+
+ private:
+  HttpServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace larserve::serve
