@@ -64,7 +64,20 @@ for mode in charge truth; do
   [[ "$mode" == "truth" ]] && flag="--truth"
   "$LARSERVE" display "$OUT/events.h5" --event 0 --plane W $flag -o "$OUT/event0_W_$mode.png"
 done
-echo "[demo] classifying every hit with models/emtrkmichel on our engine (cpu backend)"
-"$LARSERVE" reco "$OUT/events.h5" --local --model models/emtrkmichel/1/model.onnx --threads "$JOBS" \
-  -o "$OUT/results.h5"
+echo "[demo] starting larserve serve (model repository models/, CPU, loopback, free ports)"
+"$LARSERVE" serve --model-repository models --grpc-port 0 --http-port 0 --metrics-port 0 \
+  >"$OUT/serve.out" 2>"$OUT/serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
+for _ in $(seq 1 600); do
+  grep -q "gRPC listening" "$OUT/serve.out" 2>/dev/null && break
+  kill -0 $SERVER 2>/dev/null || { cat "$OUT/serve.log"; echo "[demo] the server did not start"; exit 1; }
+  sleep 0.1
+done
+GRPC="$(grep -o 'gRPC listening on [0-9.]*:[0-9]*' "$OUT/serve.out" | awk '{print $4}')"
+echo "[demo] classifying every hit through the server at $GRPC (KServe v2 gRPC)"
+"$LARSERVE" reco "$OUT/events.h5" --server "$GRPC" --threads "$JOBS" -o "$OUT/results.h5"
+kill $SERVER
+wait $SERVER 2>/dev/null || true
+trap - EXIT
 echo "[demo] done: open $OUT/event0_W_charge.png and $OUT/event0_W_truth.png; per-hit scores in $OUT/results.h5"

@@ -5,13 +5,19 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#ifdef LARSERVE_HAVE_SERVE
+#include "larserve/client/client.h"
+#endif
 #include "larserve/core/thread_pool.h"
 #include "larserve/core/timer.h"
 #include "larserve/io/event_file.h"
@@ -33,6 +39,14 @@ struct RecoArgs {
   std::string output;
   std::string model = kDefaultModel;
   bool local = false;
+  std::string servers;                     // HOST:PORT[,HOST:PORT...]: inference through them
+  std::string model_name = "emtrkmichel";  // the model's name on the servers
+  int64_t deadline_ms = 10000;
+  int retries = 4;
+  bool fallback = false;  // run locally (--model) when no server answers
+  std::string compression = "none";
+  int channels = 1;
+  int in_flight = 4;  // batches of one event outstanding at once (server mode)
   std::string backend = "cpu";
   std::string precision = "fp32";
   int64_t batch = 256;
@@ -109,11 +123,75 @@ struct Stages {
   double read = 0, hits = 0, patches = 0, inference = 0, write = 0;
 };
 
+#ifdef LARSERVE_HAVE_SERVE
+// Scores of every patch of an event through the servers: batches of --batch patches, at most
+// --in-flight of them outstanding, each response written into its rows.
+Status InferRemote(client::Client& remote, const std::vector<float>& patches, int64_t n,
+                   const reco::PatchConfig& pc, const RecoArgs& a,
+                   std::vector<io::HitResult>& rows) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int outstanding = 0;
+  Status first_error = Status::Ok();
+  for (int64_t b0 = 0; b0 < n; b0 += a.batch) {
+    const int64_t bn = std::min(a.batch, n - b0);
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return outstanding < a.in_flight; });
+      if (!first_error.ok()) break;
+      ++outstanding;
+    }
+    // The client shares the tensor until its callback: a view of `patches`, which outlives it.
+    Tensor input = Tensor::View(
+        DType::kFloat32, Shape{bn, pc.patch_wires, pc.patch_drifts, 1},
+        const_cast<float*>(patches.data()) + static_cast<std::size_t>(b0) * pc.patch_size());
+    remote.InferAsync(
+        {{kInputName, input}},
+        [&, b0, bn](StatusOr<std::vector<Tensor>> out) {
+          Status s = out.status();
+          if (s.ok() && (out->size() != 2 || out->at(0).num_elements() != bn * 3 ||
+                         out->at(1).num_elements() != bn)) {
+            s = Internal("the server's outputs do not have the shapes [N, 3] and [N, 1]");
+          }
+          if (s.ok()) {
+            const float* cls = static_cast<const float*>(out->at(0).data());
+            const float* mich = static_cast<const float*>(out->at(1).data());
+            for (int64_t i = 0; i < bn; ++i) {
+              rows[static_cast<std::size_t>(b0 + i)].scores = {cls[i * 3], cls[i * 3 + 1],
+                                                               cls[i * 3 + 2], mich[i]};
+            }
+          }
+          std::lock_guard<std::mutex> lock(mu);
+          if (!s.ok() && first_error.ok()) first_error = s;
+          --outstanding;
+          cv.notify_all();
+        },
+        {kClassOutput, kMichelOutput});
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return outstanding == 0; });
+  return first_error;
+}
+
+#endif
+
+// Splits "a,b,c" at commas, dropping empty parts.
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t comma = std::min(s.find(',', start), s.size());
+    if (comma > start) out.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
 int RunReco(const RecoArgs& a) {
-  if (!a.local) {
+  if (a.local == !a.servers.empty()) {
     return Fail("reco",
-                "give --local (inference in this process); remote inference through a server "
-                "(--server) is not built yet");
+                "give either --local (inference in this process) or --server HOST:PORT[,...] "
+                "(inference through larserve serve or Triton)");
   }
   if (a.output.empty()) return Fail("reco", "no output file: give -o results.h5");
   auto reader = io::EventFileReader::Open(a.events);
@@ -126,14 +204,58 @@ int RunReco(const RecoArgs& a) {
   options.precision = *precision;
   options.threads = threads;
   Timer build_timer;
-  auto engine = runtime::LoadModelOrPlan(a.model, options);
-  if (!engine.ok()) return Fail("reco", "model '" + a.model + "': " + engine.status().message());
-  const double build_seconds = build_timer.Seconds();
   const reco::PatchConfig pc;
-  auto model_io = CheckModel(**engine, pc);
-  if (!model_io.ok())
-    return Fail("reco", "model '" + a.model + "': " + model_io.status().message());
-  auto ctx = (*engine)->CreateContext();
+  std::unique_ptr<runtime::Engine> engine;
+  std::unique_ptr<runtime::ExecutionContext> ctx;
+  ModelIo model_io;
+#ifdef LARSERVE_HAVE_SERVE
+  std::unique_ptr<client::Client> remote;
+#else
+  // Built without the server and client (LARSERVE_BUILD_SERVE=OFF): local inference only.
+  const void* remote = nullptr;
+#endif
+  if (a.local) {
+    auto built = runtime::LoadModelOrPlan(a.model, options);
+    if (!built.ok()) return Fail("reco", "model '" + a.model + "': " + built.status().message());
+    engine = std::move(built).value();
+    auto io = CheckModel(*engine, pc);
+    if (!io.ok()) return Fail("reco", "model '" + a.model + "': " + io.status().message());
+    model_io = *io;
+    ctx = engine->CreateContext();
+  } else {
+#ifdef LARSERVE_HAVE_SERVE
+    client::ClientOptions co;
+    co.servers = SplitList(a.servers);
+    co.model_name = a.model_name;
+    co.deadline = std::chrono::milliseconds(a.deadline_ms);
+    co.retry.max_attempts = a.retries;
+    co.channels_per_server = a.channels;
+    if (a.compression == "gzip") {
+      co.compression = client::Compression::kGzip;
+    } else if (a.compression != "none") {
+      return Fail("reco", "--compression must be none or gzip, got '" + a.compression + "'");
+    }
+    if (a.fallback) {
+      co.fallback_model_path = a.model;
+      co.fallback_intra_op_threads = threads;
+    }
+    auto created = client::Client::Create(co);
+    if (!created.ok()) return Fail("reco", created.status().message());
+    remote = std::move(created).value();
+    // Read once here so that a wrong model name or an unreachable server is reported before
+    // any work; with --fallback an unreachable server is not an error (requests run locally).
+    if (auto info = remote->GetModelInfo(); !info.ok()) {
+      const std::string why =
+          "model '" + a.model_name + "' on " + a.servers + ": " + info.status().message();
+      if (!a.fallback || info.status().code() != StatusCode::kUnavailable) return Fail("reco", why);
+      std::fprintf(stderr, "larserve reco: %s; falling back to %s\n", why.c_str(), a.model.c_str());
+    }
+    model_io = {0, 1};  // outputs are requested by name in this order
+#else
+    return Fail("reco", "this larserve was built without the client (LARSERVE_BUILD_SERVE=OFF)");
+#endif
+  }
+  const double build_seconds = build_timer.Seconds();
 
   io::ResultsFileInfo info;
   info.source = a.events;
@@ -178,8 +300,16 @@ int RunReco(const RecoArgs& a) {
     // Inference in batches of --batch patches; the last batch is smaller.
     timer = Timer();
     rows.assign(static_cast<std::size_t>(n), io::HitResult());
+#ifdef LARSERVE_HAVE_SERVE
+    if (remote) {
+      if (Status s = InferRemote(*remote, patches, n, pc, a, rows); !s.ok()) {
+        return Fail("reco",
+                    "inference on event " + std::to_string(event->index) + ": " + s.message());
+      }
+    }
+#endif
     std::vector<Tensor> outputs;
-    for (int64_t b0 = 0; b0 < n; b0 += a.batch) {
+    for (int64_t b0 = 0; !remote && b0 < n; b0 += a.batch) {
       const int64_t bn = std::min(a.batch, n - b0);
       const Tensor input =
           Tensor::View(DType::kFloat32, Shape{bn, pc.patch_wires, pc.patch_drifts, 1},
@@ -188,8 +318,8 @@ int RunReco(const RecoArgs& a) {
         return Fail("reco",
                     "inference on event " + std::to_string(event->index) + ": " + s.message());
       }
-      const float* cls = static_cast<const float*>(outputs[model_io->class_output].data());
-      const float* mich = static_cast<const float*>(outputs[model_io->michel_output].data());
+      const float* cls = static_cast<const float*>(outputs[model_io.class_output].data());
+      const float* mich = static_cast<const float*>(outputs[model_io.michel_output].data());
       for (int64_t i = 0; i < bn; ++i) {
         auto& sc = rows[static_cast<std::size_t>(b0 + i)].scores;
         sc = {cls[i * 3], cls[i * 3 + 1], cls[i * 3 + 2], mich[i]};
@@ -254,8 +384,9 @@ int RunReco(const RecoArgs& a) {
   j["events"] = n_events;
   j["hits"] = total_hits;
   j["model"] = a.model;
-  j["backend"] = (*engine)->options().backend;
-  j["precision"] = std::string(runtime::PrecisionName((*engine)->options().precision));
+  j["backend"] = engine ? engine->options().backend : std::string("server");
+  j["precision"] =
+      engine ? std::string(runtime::PrecisionName(engine->options().precision)) : "server's";
   j["threads"] = threads;
   j["batch"] = a.batch;
   j["output"] = a.output;
@@ -268,6 +399,23 @@ int RunReco(const RecoArgs& a) {
                          {"write", t.write}};
   j["hits_per_second_inference"] = t.inference > 0 ? total_hits / t.inference : 0.0;
   j["patch_bytes"] = patch_bytes;
+  j["mode"] = remote ? "server" : "local";
+#ifdef LARSERVE_HAVE_SERVE
+  if (remote) {
+    const client::ClientStats cs = remote->Stats();
+    j["servers"] = a.servers;
+    j["client"] = {{"requests", cs.requests},
+                   {"retries", cs.retries},
+                   {"failures", cs.failures},
+                   {"fallbacks", cs.fallbacks},
+                   {"raw_bytes_sent", cs.raw_bytes_sent},
+                   {"raw_bytes_received", cs.raw_bytes_received},
+                   {"message_bytes_sent", cs.message_bytes_sent},
+                   {"message_bytes_received", cs.message_bytes_received},
+                   {"request_latency_ms_p50", cs.request_latency.p50_ms},
+                   {"request_latency_ms_p99", cs.request_latency.p99_ms}};
+  }
+#endif
   j["michel_threshold"] = a.michel_threshold;
   if (events_with_truth > 0) {
     for (const auto& [plane, c] : per_plane) {
@@ -289,9 +437,15 @@ int RunReco(const RecoArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("larserve reco: %lld events, %lld hits, model %s (%s, %s, %d threads)\n",
-              static_cast<long long>(n_events), static_cast<long long>(total_hits), a.model.c_str(),
-              (*engine)->options().backend.c_str(), a.precision.c_str(), threads);
+  if (engine) {
+    std::printf("larserve reco: %lld events, %lld hits, model %s (%s, %s, %d threads)\n",
+                static_cast<long long>(n_events), static_cast<long long>(total_hits),
+                a.model.c_str(), engine->options().backend.c_str(), a.precision.c_str(), threads);
+  } else {
+    std::printf("larserve reco: %lld events, %lld hits, model '%s' on %s (%d threads)\n",
+                static_cast<long long>(n_events), static_cast<long long>(total_hits),
+                a.model_name.c_str(), a.servers.c_str(), threads);
+  }
   std::printf("  stage        seconds   per event\n");
   const double ne = std::max<double>(1, static_cast<double>(n_events));
   for (const auto& [name, s] :
@@ -303,6 +457,17 @@ int RunReco(const RecoArgs& a) {
               build_seconds);
   std::printf("  inference: %.0f patches/s; patches as float32 would be %.1f MB\n",
               t.inference > 0 ? total_hits / t.inference : 0.0, patch_bytes / 1e6);
+#ifdef LARSERVE_HAVE_SERVE
+  if (remote) {
+    const client::ClientStats cs = remote->Stats();
+    std::printf(
+        "  client: %llu requests, %llu retries, %llu fallbacks; sent %.1f MB (messages), "
+        "received %.1f MB; request latency p50 %.2f ms, p99 %.2f ms\n",
+        static_cast<unsigned long long>(cs.requests), static_cast<unsigned long long>(cs.retries),
+        static_cast<unsigned long long>(cs.fallbacks), cs.message_bytes_sent / 1e6,
+        cs.message_bytes_received / 1e6, cs.request_latency.p50_ms, cs.request_latency.p99_ms);
+  }
+#endif
   if (events_with_truth > 0) {
     std::printf("  hit efficiency / purity in %% (Michel: score > %.2f)\n", a.michel_threshold);
     std::printf("  plane    hits    track eff/pur    shower eff/pur    michel eff/pur\n");
@@ -337,6 +502,21 @@ void RegisterReco(CLI::App& app, RunFn* run) {
   cmd->add_option("events", a->events, "events file (larserve sim)")->required();
   cmd->add_option("-o,--output", a->output, "results file to write (HDF5, docs/formats.md)");
   cmd->add_flag("--local", a->local, "run the model in this process (our engine)");
+  cmd->add_option("--server", a->servers,
+                  "HOST:PORT[,HOST:PORT...]: infer through these servers (larserve serve or "
+                  "Triton; round robin with fail-over)");
+  cmd->add_option("--model-name", a->model_name, "the model's name on the servers");
+  cmd->add_option("--deadline-ms", a->deadline_ms, "per-request deadline (0 = none)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd->add_option("--retries", a->retries,
+                  "attempts per request (exponential back-off with jitter between them)")
+      ->check(CLI::Range(1, 100));
+  cmd->add_flag("--fallback", a->fallback,
+                "when no server answers, run the request locally with --model");
+  cmd->add_option("--compression", a->compression, "none or gzip");
+  cmd->add_option("--channels", a->channels, "gRPC channels per server")->check(CLI::Range(1, 64));
+  cmd->add_option("--in-flight", a->in_flight, "batches of one event outstanding at once")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--model", a->model,
                   "ONNX model or plan file (default: " + std::string(kDefaultModel) + ")");
   cmd->add_option("--backend", a->backend, "backend when building from ONNX: cpu or reference");

@@ -93,7 +93,7 @@ else
 fi
 
 # Bad inputs: clear errors, never a crash.
-expect_error "reco without --local" "give .-local" "$LARSERVE" reco "$WORK/ev.h5" --model "$MODEL" -o "$WORK/x.h5"
+expect_error "reco without --local or --server" "either .-local" "$LARSERVE" reco "$WORK/ev.h5" --model "$MODEL" -o "$WORK/x.h5"
 expect_error "missing events file" "does not exist|cannot open" "$LARSERVE" reco "$WORK/none.h5" --local --model "$MODEL" -o "$WORK/x.h5"
 size=$(stat -c %s "$WORK/ev.h5")
 head -c $((size / 2)) "$WORK/ev.h5" >"$WORK/trunc.h5"
