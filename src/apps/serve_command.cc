@@ -106,8 +106,8 @@ void RegisterServe(CLI::App& app, RunFn* run) {
   CLI::App* cmd = app.add_subcommand(
       "serve",
       "Serve the models of a Triton-layout model repository over the KServe v2 / Triton gRPC and "
-      "HTTP/REST protocols, with Prometheus metrics (tritonclient, perf_analyzer and LArSoft's "
-      "NuSonic client work unchanged). Stops on SIGINT or SIGTERM.");
+      "HTTP/REST protocols, with Prometheus metrics (tested with NVIDIA's tritonclient, "
+      "unmodified, and curl). Stops on SIGINT or SIGTERM.");
   cmd->add_option("--model-repository", a->repository,
                   "directory of <model>/config.pbtxt and <model>/<version>/model.onnx|plan")
       ->required();

@@ -3,24 +3,17 @@ same per-hit scores as `reco --local` (FP32, 1e-5 relative), and handles a dead 
 error without --fallback, local inference with it."""
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
+import sys
 
 import h5py
 import numpy as np
 import pytest
 
-LARSERVE = os.environ.get("LARSERVE", "build/cpu-release/src/apps/larserve")
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODEL_FILE = os.path.join(SRC, "models", "emtrkmichel", "1", "model.onnx")
-
-
-def have_serve():
-    return os.path.exists(LARSERVE) and subprocess.run([LARSERVE, "serve", "--help"],
-                                                       capture_output=True).returncode == 0
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import LARSERVE, MODEL_FILE, SRC, Server, have_serve  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_serve(), reason=f"no larserve with the server at {LARSERVE}")
 
@@ -42,17 +35,9 @@ def events(tmp_path_factory):
 def server(events):
     repo = events / "repo"
     shutil.copytree(os.path.join(SRC, "models", "emtrkmichel"), repo / "emtrkmichel")
-    proc = subprocess.Popen([LARSERVE, "serve", "--model-repository", str(repo), "--grpc-port", "0",
-                             "--http-port", "-1", "--metrics-port", "-1", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    m = re.search(r"gRPC listening on ([\d.]+:\d+)", line)
-    if not m:
-        proc.kill()
-        raise RuntimeError(f"server did not start: {line} {proc.stderr.read()}")
-    yield m.group(1)
-    proc.terminate()
-    assert proc.wait(timeout=60) == 0
+    s = Server(repo)
+    yield s.grpc
+    assert s.stop() == 0
 
 
 def scores(path):

@@ -4,79 +4,22 @@ engine in-process, concurrency with request ids kept, dynamic batches really for
 statistics, repository load/unload, and the right gRPC codes for bad requests (the server keeps
 serving after each)."""
 import os
-import re
-import shutil
-import subprocess
+import sys
 import threading
-import time
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import IN, LARSERVE, MODEL, OUT_EM, OUT_MI, Server, have_serve, local_scores, patches  # noqa: E402
+from serve_util import repo  # noqa: E402,F401  (a fixture)
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 import grpc  # noqa: E402
 
-LARSERVE = os.environ.get("LARSERVE", "build/cpu-release/src/apps/larserve")
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODEL = "emtrkmichel"
-IN, OUT_EM, OUT_MI = "main_input", "em_trk_none_netout/Softmax", "michel_netout/Sigmoid"
-
-CONFIG = """name: "emtrkmichel"
-platform: "onnxruntime_onnx"
-max_batch_size: 1024
-input [ { name: "main_input" data_type: TYPE_FP32 format: FORMAT_NHWC dims: [ 48, 48, 1 ] } ]
-output [ { name: "em_trk_none_netout/Softmax" data_type: TYPE_FP32 dims: [ 3 ] },
-         { name: "michel_netout/Sigmoid" data_type: TYPE_FP32 dims: [ 1 ] } ]
-instance_group [ { kind: KIND_CPU count: 1 } ]
-dynamic_batching { max_queue_delay_microseconds: 20000 }
-"""
-
-
-def have_serve():
-    r = subprocess.run([LARSERVE, "serve", "--help"], capture_output=True, text=True)
-    return r.returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not os.path.exists(LARSERVE) or not have_serve(),
-                                reason=f"no larserve with the server at {LARSERVE}")
-
-
-class Server:
-    def __init__(self, repo, *args):
-        # gRPC only: the HTTP and metrics frontends have their own test (test_serve_http.py).
-        self.proc = subprocess.Popen([LARSERVE, "serve", "--model-repository", str(repo), "--grpc-port", "0",
-                                      "--http-port", "-1", "--metrics-port", "-1", "--threads", "1", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on ([\d.]+):(\d+)", line)
-        if not m:
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {line} {self.proc.stderr.read()}")
-        self.url = f"{m.group(1)}:{m.group(2)}"
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        return rc
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("repo")
-    (root / MODEL / "1").mkdir(parents=True)
-    shutil.copy(os.path.join(SRC, "models", MODEL, "1", "model.onnx"), root / MODEL / "1" / "model.onnx")
-    (root / MODEL / "config.pbtxt").write_text(CONFIG)
-    # A model whose file is corrupt: UNAVAILABLE with a reason, the others still served.
-    (root / "broken" / "1").mkdir(parents=True)
-    (root / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model" * 10)
-    (root / "broken" / "config.pbtxt").write_text(CONFIG.replace('name: "emtrkmichel"', 'name: "broken"'))
-    return root
+pytestmark = pytest.mark.skipif(not have_serve(), reason=f"no larserve with the server at {LARSERVE}")
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +32,6 @@ def server(repo):
 @pytest.fixture(scope="module")
 def client(server):
     return grpcclient.InferenceServerClient(server.url)
-
-
-def patches(n, seed):
-    return np.random.default_rng(seed).uniform(-5, 15, (n, 48, 48, 1)).astype(np.float32)
-
-
-def local_scores(x, tmp_path):
-    """Our engine in-process (`larserve infer`) on the same model and inputs."""
-    np.save(tmp_path / "x.npy", x)
-    r = subprocess.run([LARSERVE, "infer", os.path.join(SRC, "models", MODEL, "1", "model.onnx"), "--backend", "cpu",
-                        "-i", f"{IN}={tmp_path / 'x.npy'}", "-o", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return (np.load(tmp_path / "em_trk_none_netout_Softmax.npy"), np.load(tmp_path / "michel_netout_Sigmoid.npy"))
 
 
 def infer(client, x, request_id="", model=MODEL, version=""):

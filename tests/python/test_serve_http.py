@@ -9,81 +9,27 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 
 import numpy as np
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import (IN, LARSERVE, MODEL, OUT_EM, OUT_MI, Server, have_serve, local_scores,  # noqa: E402
+                        make_repo, patches)
+from serve_util import repo  # noqa: E402,F401  (a fixture)
+
 httpclient = pytest.importorskip("tritonclient.http")
 grpcclient = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-LARSERVE = os.environ.get("LARSERVE", "build/cpu-release/src/apps/larserve")
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODEL = "emtrkmichel"
-IN, OUT_EM, OUT_MI = "main_input", "em_trk_none_netout/Softmax", "michel_netout/Sigmoid"
-
-CONFIG = """name: "emtrkmichel"
-platform: "onnxruntime_onnx"
-max_batch_size: 1024
-input [ { name: "main_input" data_type: TYPE_FP32 format: FORMAT_NHWC dims: [ 48, 48, 1 ] } ]
-output [ { name: "em_trk_none_netout/Softmax" data_type: TYPE_FP32 dims: [ 3 ] },
-         { name: "michel_netout/Sigmoid" data_type: TYPE_FP32 dims: [ 1 ] } ]
-instance_group [ { kind: KIND_CPU count: 1 } ]
-dynamic_batching { max_queue_delay_microseconds: 20000 }
-"""
-
-
-def have_serve():
-    r = subprocess.run([LARSERVE, "serve", "--help"], capture_output=True, text=True)
-    return r.returncode == 0 and "--http-port" in r.stdout
-
-
-pytestmark = pytest.mark.skipif(not os.path.exists(LARSERVE) or not have_serve(),
-                                reason=f"no larserve with the HTTP server at {LARSERVE}")
-
-
-class Server:
-    """larserve serve with every port chosen by the system; the ports are read from stdout."""
-
-    def __init__(self, repo, *args):
-        self.proc = subprocess.Popen([LARSERVE, "serve", "--model-repository", str(repo), "--grpc-port", "0",
-                                      "--http-port", "0", "--metrics-port", "0", "--threads", "1", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.urls = {}
-        for _ in range(3):
-            line = self.proc.stdout.readline()
-            m = re.search(r"(gRPC|HTTP|metrics) listening on ([\d.]+):(\d+)", line)
-            if not m:
-                self.proc.kill()
-                raise RuntimeError(f"server did not start: {line} {self.proc.stderr.read()}")
-            self.urls[m.group(1)] = f"{m.group(2)}:{m.group(3)}"
-        self.grpc, self.http, self.metrics = self.urls["gRPC"], self.urls["HTTP"], self.urls["metrics"]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        return rc
-
-
-def make_repo(root):
-    (root / MODEL / "1").mkdir(parents=True)
-    shutil.copy(os.path.join(SRC, "models", MODEL, "1", "model.onnx"), root / MODEL / "1" / "model.onnx")
-    (root / MODEL / "config.pbtxt").write_text(CONFIG)
-    # A model whose file is corrupt: UNAVAILABLE with a reason, the others still served.
-    (root / "broken" / "1").mkdir(parents=True)
-    (root / "broken" / "1" / "model.onnx").write_bytes(b"not an onnx model" * 10)
-    (root / "broken" / "config.pbtxt").write_text(CONFIG.replace('name: "emtrkmichel"', 'name: "broken"'))
-    return root
+pytestmark = pytest.mark.skipif(not have_serve(http=True), reason=f"no larserve with the HTTP server at {LARSERVE}")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = Server(make_repo(tmp_path_factory.mktemp("repo")), "--max-message-mb", "16")
+def server(repo):
+    s = Server(repo, "--max-message-mb", "16", http=True)
     yield s
     assert s.stop() == 0
 
@@ -91,19 +37,6 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(server):
     return httpclient.InferenceServerClient(server.http)
-
-
-def patches(n, seed):
-    return np.random.default_rng(seed).uniform(-5, 15, (n, 48, 48, 1)).astype(np.float32)
-
-
-def local_scores(x, tmp_path):
-    """Our engine in-process (`larserve infer`) on the same model and inputs."""
-    np.save(tmp_path / "x.npy", x)
-    r = subprocess.run([LARSERVE, "infer", os.path.join(SRC, "models", MODEL, "1", "model.onnx"), "--backend", "cpu",
-                        "-i", f"{IN}={tmp_path / 'x.npy'}", "-o", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return (np.load(tmp_path / "em_trk_none_netout_Softmax.npy"), np.load(tmp_path / "michel_netout_Sigmoid.npy"))
 
 
 def infer(client, x, binary=True, request_id="", outputs=None, model=MODEL, version=""):
@@ -342,7 +275,7 @@ def test_metrics(server, client):
 
 def test_metrics_count_the_items_inferred(tmp_path):
     """A fresh server: nv_inference_count is exactly the items inferred, over HTTP and gRPC."""
-    s = Server(make_repo(tmp_path / "repo"))
+    s = Server(make_repo(tmp_path / "repo"), http=True)
     try:
         infer(httpclient.InferenceServerClient(s.http), patches(4, 9))
         inp = grpcclient.InferInput(IN, [3, 48, 48, 1], "FP32")
