@@ -43,7 +43,9 @@ def main(argv=None):
     n = len(src) if args.limit <= 0 else min(args.limit, len(src))
     x = np.array(src.arrays["patches"][:n], dtype=np.float32)  # a writable copy
     ckpt = torch.load(args.checkpoint, map_location="cpu")
-    net = train.ARCHS[args.arch](target=ckpt.get("target", "3class"))  # train.py --target
+    kw = dict(zip(("c1", "c2", "hidden"), ckpt.get("width") or []))  # train.py --width
+    net = train.ARCHS[args.arch](target=ckpt.get("target", "3class"), **kw)  # train.py --target
+    net.delta_rays = ckpt.get("delta_rays", "track")
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     ref64 = train.reference_scores(net, x)

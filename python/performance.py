@@ -11,8 +11,9 @@ confusion_<label>.png, eff_purity_vs_charge.png, michel_roc.png.
 
 Definitions (per plane U, V, W and all planes together; hits whose events had no truth,
 category 255, are left out and counted):
-  true class   from the simulation category: track and delta -> track, shower and michel -> em,
-               none -> none (delta rays are track-like in the 3-class scheme, FACTS.md section 3)
+  true class   from the simulation category: track -> track, shower and michel -> em, none ->
+               none, delta -> track (the original 3-class scheme, FACTS.md section 3) or em
+               (--delta-rays em, for models trained on `larserve patches --delta-rays em`)
   predicted    argmax of the first three scores (track, em, none)
   efficiency   N(true c and predicted c) / N(true c)
   purity       N(true c and predicted c) / N(predicted c)
@@ -36,6 +37,8 @@ NO_TRUTH = 255
 # Simulation category -> true 3-class label (0 track, 1 em, 2 none).
 TRUE3 = np.full(256, -1, np.int64)
 TRUE3[[0, 1, 2, 3, 4]] = [2, 0, 1, 1, 0]
+TRUE3_DELTA_EM = TRUE3.copy()
+TRUE3_DELTA_EM[4] = 1
 MICHEL_CATEGORY = 3
 # Rows of the efficiency/purity tables: the brief's track, shower (em), michel, plus none.
 ROWS = ("track", "em", "none", "michel")
@@ -140,10 +143,10 @@ def binned(integral, true_mask, pred_mask, edges):
             "purity": [None if np.isnan(x) else float(x) for x in pur]}
 
 
-def analyse(hits, threshold, purity_target, edges):
+def analyse(hits, threshold, purity_target, edges, delta_rays="track"):
     cat = hits["category"]
     valid = cat != NO_TRUTH
-    true3 = TRUE3[cat]
+    true3 = (TRUE3_DELTA_EM if delta_rays == "em" else TRUE3)[cat]
     pred3 = np.argmax(hits["scores"][:, :3], axis=1)
     mscore = hits["scores"][:, 3].astype(np.float32)
     res = {"n_hits": int(len(cat)), "n_no_truth": int((~valid).sum()), "planes": {}}
@@ -193,7 +196,8 @@ def fmt(x, digits=4):
 def markdown(report):
     L = ["# Hit classification performance", ""]
     L.append(f"Michel threshold {report['michel_threshold']}; purity target {report['purity_target']}. "
-             "True class: track+delta -> track, shower+michel -> em, none -> none; predicted: argmax "
+             f"True class: track -> track, delta -> {report.get('delta_rays', 'track')}, shower+michel -> em, "
+             "none -> none; predicted: argmax "
              "of (track, em, none). Hits without truth (category 255) are left out.")
     L.append("")
     L += ["| model | file | model attribute | hits | without truth |", "| --- | --- | --- | ---: | ---: |"]
@@ -341,6 +345,8 @@ def main(argv=None):
     ap.add_argument("--labels", help="comma-separated names of the models, in file order (default: file names)")
     ap.add_argument("-o", "--output-dir", default="performance", help="output directory (default ./performance)")
     ap.add_argument("--michel-threshold", type=float, default=0.5)
+    ap.add_argument("--delta-rays", choices=["track", "em"], default="track",
+                    help="true class of delta-ray hits: track (original scheme, default) or em")
     ap.add_argument("--purity-target", type=float, default=0.9)
     ap.add_argument("--charge-bins", type=int, default=12, help="bins of hit integral (log-spaced)")
     ap.add_argument("--no-plots", action="store_true")
@@ -355,10 +361,11 @@ def main(argv=None):
     data = [read_results(f) for f in files]
     edges = charge_edges([h["integral"][h["category"] != NO_TRUTH] for h, _ in data], args.charge_bins)
     report = {"format": "larserve-performance", "schema_version": 1, "michel_threshold": args.michel_threshold,
+              "delta_rays": args.delta_rays,
               "purity_target": args.purity_target, "charge_bin_edges": edges.tolist(), "models": {}}
     curves = {}
     for lab, f, (hits, attrs) in zip(labels, files, data):
-        res, curves[lab] = analyse(hits, args.michel_threshold, args.purity_target, edges)
+        res, curves[lab] = analyse(hits, args.michel_threshold, args.purity_target, edges, args.delta_rays)
         report["models"][lab] = {"file": os.path.abspath(f), "attrs": attrs, **res}
     if len(files) > 1:
         report["agreement"] = {}

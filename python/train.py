@@ -78,10 +78,22 @@ TARGETS = ("3class", "5class")
 FINE_NAMES = ("track", "delta", "shower", "michel", "none")  # the 5class target's classes
 # sim category (0 none, 1 track, 2 shower, 3 michel, 4 delta) -> FINE_NAMES index
 CATEGORY_TO_FINE = np.array([4, 0, 2, 3, 1], np.int64)
-# FINE_NAMES -> the production classes (track, em, none): the 5x3 0/1 matrix of the export
-FINE_TO_3 = np.array([0, 0, 1, 1, 2], np.int64)
+# FINE_NAMES -> the production classes (track, em, none): the 5x3 0/1 matrix of the export.
+# Delta rays are track-like in the original scheme (the default); `larserve patches
+# --delta-rays em` labels them em (FACTS.md section 3), and the merge follows the data.
+DELTA_RAYS = ("track", "em")
+FINE_TO_3_BY_DELTA = {"track": np.array([0, 0, 1, 1, 2], np.int64),
+                      "em": np.array([0, 1, 1, 1, 2], np.int64)}
+FINE_TO_3 = FINE_TO_3_BY_DELTA["track"]
 MERGE_5_TO_3 = np.eye(3)[FINE_TO_3]  # [5, 3]
 MICHEL_5 = np.eye(5)[:, [3]]  # [5, 1]: P(michel) column
+
+
+def merge_matrix(delta_rays="track"):
+    """The [5, 3] 0/1 merge of FINE_NAMES into (track, em, none) for a delta-ray scheme."""
+    if delta_rays not in DELTA_RAYS:
+        raise ValueError(f"delta_rays {delta_rays!r}: expected one of {DELTA_RAYS}")
+    return np.eye(3)[FINE_TO_3_BY_DELTA[delta_rays]]
 ONNX_OPSET = 17
 
 
@@ -101,15 +113,16 @@ def heads(target):
     return nn.Linear(32, 3), nn.Linear(32, 1)
 
 
-def probabilities(em_logits, mi_logit, merge=None, michel=None):
+def probabilities(em_logits, mi_logit, merge=None, michel=None, delta_rays="track"):
     """(P(track, em, none) [N,3], P(michel) [N,1]) from the heads' outputs. 5class (no Michel
     logit): the 5-way softmax times constant 0/1 matrices (MatMul with initializers in the ONNX;
-    no Slice/Gather/Constant). merge, michel: those matrices as tensors (Exported's buffers)."""
+    no Slice/Gather/Constant). merge, michel: those matrices as tensors (Exported's buffers);
+    without them, the merge of `delta_rays`."""
     p = torch.softmax(em_logits, dim=1)
     if mi_logit is not None:
         return p, torch.sigmoid(mi_logit)
     if merge is None:
-        merge = torch.tensor(MERGE_5_TO_3, dtype=p.dtype, device=p.device)
+        merge = torch.tensor(merge_matrix(delta_rays), dtype=p.dtype, device=p.device)
         michel = torch.tensor(MICHEL_5, dtype=p.dtype, device=p.device)
     return torch.matmul(p, merge.to(p.dtype)), torch.matmul(p, michel.to(p.dtype))
 
@@ -190,7 +203,8 @@ class Exported(nn.Module):
             # Constant nodes, which the engine does not run). Exported is never saved. 3class has
             # none, so its ONNX is byte-identical to before --target existed.
             p = next(net.parameters())
-            self.register_buffer("merge", torch.tensor(MERGE_5_TO_3, dtype=p.dtype, device=p.device))
+            merge = merge_matrix(getattr(net, "delta_rays", "track"))
+            self.register_buffer("merge", torch.tensor(merge, dtype=p.dtype, device=p.device))
             self.register_buffer("michel", torch.tensor(MICHEL_5, dtype=p.dtype, device=p.device))
 
     def forward(self, main_input):
@@ -286,6 +300,14 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768, fine=False
     keys = np.full((n, 4), -1, np.int64)  # file, event, apa, plane: the split groups
     fine_label = np.empty(n, np.int64) if fine else None
     files, row = [], 0
+    # The delta-ray scheme the labels were made with (`larserve patches --delta-rays`; files
+    # without the attribute use the original, track). All files must agree.
+    schemes = {patchdata._str(s.attrs.get("delta_rays", "track")) for s in sources}
+    if len(schemes) != 1 or not schemes <= set(DELTA_RAYS):
+        raise SystemExit(f"patch files disagree on, or have an unknown, delta-ray scheme: {sorted(schemes)} "
+                         f"(expected one of {DELTA_RAYS}, the same in every file)")
+    delta_rays = schemes.pop()
+    fine_to_3 = FINE_TO_3_BY_DELTA[delta_rays]
     for fi, s in enumerate(sources):
         mine = pick[(pick >= starts[fi]) & (pick < starts[fi + 1])] - starts[fi]
         cnt = len(mine)
@@ -310,7 +332,7 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768, fine=False
             f5 = CATEGORY_TO_FINE[cat]
             if s.has("kind"):
                 f5[s.read("kind")[mine] == 1] = FINE_NAMES.index("none")
-            bad = np.flatnonzero(FINE_TO_3[f5] != label[row:row + cnt])
+            bad = np.flatnonzero(fine_to_3[f5] != label[row:row + cnt])
             if len(bad):
                 raise SystemExit(f"{s.path}: category and label disagree at {len(bad)} patches "
                                  f"(first row {int(mine[bad[0]])})")
@@ -324,8 +346,10 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768, fine=False
         s.close()
     if label.min() < 0 or label.max() > 2:
         raise SystemExit(f"labels outside 0..2 (track, em, none) in {', '.join(paths)}")
-    return Dataset(x, torch.from_numpy(label), torch.from_numpy(michel), keys, files,
-                   None if fine_label is None else torch.from_numpy(fine_label))
+    ds = Dataset(x, torch.from_numpy(label), torch.from_numpy(michel), keys, files,
+                 None if fine_label is None else torch.from_numpy(fine_label))
+    ds.delta_rays = delta_rays
+    return ds
 
 
 def split_groups(keys, val_frac, seed):
@@ -414,17 +438,18 @@ def losses(em_logits, mi_logit, y, m, cw, ce_weight=CE_WEIGHT):
 class Meter:
     """Sums on the device (no host sync per step)."""
 
-    def __init__(self, device):
+    def __init__(self, device, delta_rays="track"):
         self.n = 0
         self.t = torch.zeros(6, dtype=torch.float64, device=device)
         self.fine = False
+        self.delta_rays = delta_rays
 
     def add(self, n, loss, ce, mse, em_logits, mi_logit, y, m, y5=None):
         """y: the 3-class label; y5: the 5-class label (5class, em_logits then has 5 columns).
         `acc` is always the 3-class accuracy (5class: argmax of the merged probabilities)."""
         with torch.no_grad():
             if mi_logit is None:
-                p3, pm = probabilities(em_logits, None)
+                p3, pm = probabilities(em_logits, None, delta_rays=self.delta_rays)
                 correct = (p3.argmax(1) == y).sum()
                 mcorrect = ((pm.squeeze(1) > 0.5).float() == m).sum()
                 correct5 = (em_logits.argmax(1) == y5).sum()
@@ -459,7 +484,8 @@ def evaluate(model, ds, idx, device, cw, batch_size, amp, ce_weight=CE_WEIGHT):
     Michel AUC is of the exported Michel score (5class: P(michel) of the softmax); 5class adds
     `acc5` and `confusion5` (FINE_NAMES, true x predicted)."""
     model.eval()
-    meter = Meter(device)
+    delta_rays = getattr(model, "delta_rays", "track")
+    meter = Meter(device, delta_rays)
     per_class = torch.zeros(3, 3, dtype=torch.int64, device=device)  # true x predicted
     per_fine = torch.zeros(5, 5, dtype=torch.int64, device=device)
     scores = []
@@ -475,7 +501,7 @@ def evaluate(model, ds, idx, device, cw, batch_size, amp, ce_weight=CE_WEIGHT):
                 fine = True
                 loss, ce, mse = losses(em, None, y5, m, cw, ce_weight)
                 meter.add(len(b), loss, ce, mse, em, None, y, m, y5)
-                p3, pm = probabilities(em, None)
+                p3, pm = probabilities(em, None, delta_rays=delta_rays)
                 per_class += torch.bincount(y * 3 + p3.argmax(1), minlength=9).view(3, 3)
                 per_fine += torch.bincount(y5 * 5 + em.argmax(1), minlength=25).view(5, 5)
                 scores.append(pm.squeeze(1))
@@ -531,7 +557,7 @@ def train(args, model, ds, train_idx, val_idx, device):
     t_start = time.time()
     for epoch in range(1, args.epochs + 1):
         model.train()
-        meter = Meter(device)
+        meter = Meter(device, getattr(model, "delta_rays", "track"))
         t0 = time.time()
         order = train_dev[torch.randperm(len(train_idx), generator=gen).to(ds.x.device)]
         n_seen = 0
@@ -712,6 +738,10 @@ def parse_args(argv):
     ap.add_argument("--ce-weight", type=float, default=None,
                     help="weight of the cross-entropy term (default 0.1 for 3class, the original's; 1.0 for "
                     "5class, whose loss is the cross-entropy alone)")
+    ap.add_argument("--width", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                    metavar="C1,C2,HIDDEN",
+                    help="compact: channels of the two convolutions and width of the first dense layer "
+                    "(default 16,32,64)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--eval-batch", type=int, default=4096)
@@ -783,7 +813,14 @@ def main(argv=None):
         c5 = np.bincount(ds.fine[train_idx].cpu().numpy(), minlength=5)
         print("target 5class: train " + ", ".join(f"{k} {v}" for k, v in zip(FINE_NAMES, c5)))
 
-    model = ARCHS[args.arch](target=args.target).to(device)
+    kw = {"target": args.target}
+    if args.width:
+        if args.arch != "compact":
+            raise SystemExit("--width applies to --arch compact only")
+        kw.update(zip(("c1", "c2", "hidden"), args.width))
+    model = ARCHS[args.arch](**kw).to(device)
+    model.delta_rays = ds.delta_rays
+    print(f"delta rays: {ds.delta_rays} (from the patch files)")
     n_params = count_parameters(model)
     macs = count_macs(model)
     print(f"arch {args.arch} ({args.target}): {n_params:,} parameters, {macs:,} MACs ({2 * macs / 1e6:.2f} MFLOP) per patch; "
@@ -804,12 +841,15 @@ def main(argv=None):
     print(f"wrote {args.output}: " + ", ".join(f"{k} {v}" for k, v in verify.items()
                                                  if k in ("onnx_checker", "onnxruntime", "onnx_parameters")))
     if args.checkpoint:
-        torch.save({"arch": args.arch, "target": args.target, "state_dict": model.state_dict()}, args.checkpoint)
+        torch.save({"arch": args.arch, "target": args.target, "delta_rays": ds.delta_rays,
+                    "width": list(args.width or []), "state_dict": model.state_dict()}, args.checkpoint)
 
     last = history[-1] if history else {}
     side = {
         "arch": args.arch,
         "target": args.target,
+        "delta_rays": ds.delta_rays,
+        "width": list(args.width or []),
         "classes": list(FINE_NAMES if args.target == "5class" else patchdata.CLASS_NAMES),
         "parameters": n_params,
         "macs_per_patch": macs,

@@ -12,9 +12,11 @@
 #
 # Usage: scripts/train_models.sh OUTDIR [--train-events N] [--eval-events N] [--epochs E]
 #                                [--device auto|cpu|cuda] [--archs production,compact]
-#                                [--track-keep F] [-- train.py options]
+#                                [--track-keep F] [--delta-rays track|em] [-- train.py options]
 # --track-keep: fraction of track hits in the training set (0.2, LArSoft's sampling; 1 keeps the
 # natural mixture of hits that reconstruction sees).
+# --delta-rays: the 3-class label of delta-ray hits, track (the original scheme, default) or em;
+# used for the training set, the held-out summary and the performance tables.
 # Environment: LARSERVE (default build/cpu-release/src/apps/larserve), PYTHON (default
 # .venv/bin/python), THREADS (default: all cores).
 # The recorded run (docs/physics/training.md) used the defaults on the GPU machine.
@@ -28,6 +30,7 @@ EPOCHS=30
 DEVICE=auto
 ARCHS=production,compact
 TRACK_KEEP=0.2
+DELTA_RAYS=track
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -37,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --device) DEVICE="$2"; shift 2 ;;
     --archs) ARCHS="$2"; shift 2 ;;
     --track-keep) TRACK_KEEP="$2"; shift 2 ;;
+    --delta-rays) DELTA_RAYS="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -55,11 +59,11 @@ log "simulating $TRAIN_EVENTS training and $EVAL_EVENTS held-out events ($THREAD
 
 log "training set"
 "$LARSERVE" patches "$OUT/train_events.h5" --npy-dir "$OUT/train_npy" --seed 1 --threads "$THREADS" \
-  --track-keep "$TRACK_KEEP" --json \
+  --track-keep "$TRACK_KEEP" --delta-rays "$DELTA_RAYS" --json \
   >"$OUT/patches_train.json"
 # Every hit of the first held-out event, for the PyTorch / engine comparison.
 "$LARSERVE" sim --events 1 --seed 2002 -o "$OUT/parity_event.h5" >/dev/null
-"$LARSERVE" patches "$OUT/parity_event.h5" --balance none --npy-dir "$OUT/parity_npy" --json \
+"$LARSERVE" patches "$OUT/parity_event.h5" --balance none --delta-rays "$DELTA_RAYS" --npy-dir "$OUT/parity_npy" --json \
   >"$OUT/patches_parity.json"
 
 IFS=, read -r -a arch_list <<<"$ARCHS"
@@ -69,6 +73,7 @@ for arch in "${arch_list[@]}"; do
     --seed 1 --keep-best --checkpoint "$OUT/$arch.pt" -o "$OUT/$arch.onnx" "${EXTRA[@]}" 2>&1 | tee "$OUT/train_$arch.log"
   log "held-out reconstruction with $arch"
   "$LARSERVE" reco "$OUT/eval_events.h5" --local --model "$OUT/$arch.onnx" --threads "$THREADS" \
+    --delta-rays "$DELTA_RAYS" \
     -o "$OUT/results_$arch.h5" --json >"$OUT/reco_$arch.json"
   log "PyTorch vs larserve on $(basename "$OUT/parity_npy") with $arch"
   "$PYTHON" "$ROOT/python/check_parity.py" --arch "$arch" --checkpoint "$OUT/$arch.pt" \
@@ -80,7 +85,7 @@ if "$PYTHON" -c "import h5py, matplotlib" 2>/dev/null; then
   files=()
   labels=()
   for arch in "${arch_list[@]}"; do files+=("$OUT/results_$arch.h5"); labels+=("$arch"); done
-  "$PYTHON" "$ROOT/python/performance.py" "${files[0]}" --compare "${files[@]:1}" \
+  "$PYTHON" "$ROOT/python/performance.py" "${files[0]}" --compare "${files[@]:1}" --delta-rays "$DELTA_RAYS" \
     --labels "$(IFS=,; echo "${labels[*]}")" -o "$OUT/performance"
 else
   log "no h5py/matplotlib here: run python/performance.py on the results files elsewhere"

@@ -40,6 +40,7 @@ struct PatchesOptions {
   std::string balance = "train";
   double track_keep = 0.2;
   double empty_per_hit = 0.1;
+  std::string delta_rays = "track";
   bool sampling_given = false;  // --track-keep or --empty-per-hit on the command line
   uint64_t seed = 1;
   int threads = 1;
@@ -137,7 +138,7 @@ StatusOr<PlaneResult> ProcessPlane(const Job& job, int64_t event_index,
     }
     io::PatchRecord rec;
     rec.category = static_cast<uint8_t>(s.truth.category);
-    rec.label = static_cast<uint8_t>(io::LabelOfCategory(s.truth.category));
+    rec.label = static_cast<uint8_t>(io::LabelOfCategory(s.truth.category, job.selection->delta_rays));
     rec.michel = s.truth.category == sim::Category::kMichel ? 1 : 0;
     rec.kind = static_cast<uint8_t>(s.empty ? io::PatchKind::kEmpty : io::PatchKind::kHit);
     rec.event = event_index;
@@ -248,6 +249,7 @@ class NpySink {
                             {"zero_level", h.zero_level},
                             {"selection", h.selection},
                             {"class_names", h.class_names},
+                            {"delta_rays", io::DeltaRaysName(h.delta_rays)},
                             {"n_patches", num_patches},
                             {"complete", 1}};
     std::FILE* f = std::fopen((dir_ + "/meta.json").c_str(), "w");
@@ -296,6 +298,11 @@ int RunPatches(const PatchesOptions& o) {
   selection.balance = o.balance == "train";
   selection.track_keep = o.track_keep;
   selection.empty_per_hit = o.empty_per_hit;
+  if (auto d = io::ParseDeltaRays(o.delta_rays); d.ok()) {
+    selection.delta_rays = *d;
+  } else {
+    return Fail(cmd, "--delta-rays: " + d.status().message());
+  }
   if (Status s = selection.Validate(); !s.ok()) return Fail(cmd, s.message());
   const reco::HitFinderConfig hit_config;
   const reco::PatchConfig patch_config;
@@ -308,6 +315,7 @@ int RunPatches(const PatchesOptions& o) {
   nlohmann::json sel;
   sel["balance"] = o.balance;
   sel["seed"] = o.seed;
+  sel["delta_rays"] = io::DeltaRaysName(selection.delta_rays);
   std::string plane_names;
   for (int p : *planes)
     plane_names += (plane_names.empty() ? "" : ",") + std::string(sim::PlaneName(p));
@@ -323,6 +331,7 @@ int RunPatches(const PatchesOptions& o) {
   sel["hit_threshold_sigma"] = hit_config.threshold_sigma;
   io::PatchFileInfo header;
   header.source = o.input;
+  header.delta_rays = selection.delta_rays;
   header.patch_wires = patch_config.patch_wires;
   header.patch_drifts = patch_config.patch_drifts;
   header.drift_window = patch_config.drift_window;
@@ -535,6 +544,10 @@ void RegisterPatches(CLI::App& app, RunFn* run) {
                                "fraction of track-labelled hits kept (train)");
   auto* empty = cmd->add_option("--empty-per-hit", opts->empty_per_hit,
                                 "empty patches drawn per hit (train)");
+  cmd->add_option("--delta-rays", opts->delta_rays,
+                  "label of delta-ray hits: track (the original 3-class scheme, default) or em "
+                  "(later schemes); with --balance train, em-labelled delta rays are all kept")
+      ->check(CLI::IsMember({"track", "em"}));
   cmd->add_option("--seed,-s", opts->seed, "seed of the sampling");
   cmd->add_option("--threads,-t", opts->threads, "worker threads (events in parallel)")
       ->check(CLI::Range(1, 1024));

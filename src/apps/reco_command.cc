@@ -21,6 +21,7 @@
 #include "larserve/core/thread_pool.h"
 #include "larserve/core/timer.h"
 #include "larserve/io/event_file.h"
+#include "larserve/io/patch_file.h"
 #include "larserve/io/results_file.h"
 #include "larserve/reco/event_reco.h"
 #include "larserve/runtime/engine.h"
@@ -53,6 +54,7 @@ struct RecoArgs {
   int threads = 0;
   int64_t max_events = -1;
   float michel_threshold = 0.5f;
+  std::string delta_rays = "track";
   bool json = false;
 };
 
@@ -64,18 +66,11 @@ struct Counts {
   int64_t hits = 0;
 };
 
-// The 3-class target of a sim category: track and delta -> track, shower and michel -> em.
-int TrueClass(uint8_t category) {
-  switch (static_cast<sim::Category>(category)) {
-    case sim::Category::kTrack:
-    case sim::Category::kDelta:
-      return 0;
-    case sim::Category::kShower:
-    case sim::Category::kMichel:
-      return 1;
-    default:
-      return 2;
-  }
+// The 3-class target of a sim category (0 track, 1 em, 2 none): track -> track, shower and
+// michel -> em, delta -> track or em by the chosen scheme (io::LabelOfCategory).
+int TrueClass(uint8_t category, io::DeltaRays delta) {
+  if (category >= sim::kNumCategories) return 2;
+  return static_cast<int>(io::LabelOfCategory(static_cast<sim::Category>(category), delta));
 }
 
 // The model's input and outputs: a [N, W, D, 1] float input and two outputs, [N, 3] class
@@ -194,6 +189,9 @@ int RunReco(const RecoArgs& a) {
                 "(inference through larserve serve or Triton)");
   }
   if (a.output.empty()) return Fail("reco", "no output file: give -o results.h5");
+  auto delta_parsed = io::ParseDeltaRays(a.delta_rays);
+  if (!delta_parsed.ok()) return Fail("reco", "--delta-rays: " + delta_parsed.status().message());
+  const io::DeltaRays delta_rays = *delta_parsed;
   auto reader = io::EventFileReader::Open(a.events);
   if (!reader.ok()) return Fail("reco", reader.status().message());
   const int threads = a.threads > 0 ? a.threads : ThreadPool::HardwareThreads();
@@ -347,7 +345,7 @@ int RunReco(const RecoArgs& a) {
           row.truth_fraction = truth.fraction;
           Counts& c = per_plane[ph.plane];
           ++c.hits;
-          const int tc = TrueClass(row.category);
+          const int tc = TrueClass(row.category, delta_rays);
           const int pcls = static_cast<int>(
               std::max_element(row.scores.begin(), row.scores.begin() + 3) - row.scores.begin());
           ++c.truth[tc];
@@ -417,6 +415,7 @@ int RunReco(const RecoArgs& a) {
   }
 #endif
   j["michel_threshold"] = a.michel_threshold;
+  j["delta_rays"] = a.delta_rays;
   if (events_with_truth > 0) {
     for (const auto& [plane, c] : per_plane) {
       nlohmann::json p;
@@ -469,7 +468,8 @@ int RunReco(const RecoArgs& a) {
   }
 #endif
   if (events_with_truth > 0) {
-    std::printf("  hit efficiency / purity in %% (Michel: score > %.2f)\n", a.michel_threshold);
+    std::printf("  hit efficiency / purity in %% (Michel: score > %.2f; delta rays counted as %s)\n",
+                a.michel_threshold, a.delta_rays.c_str());
     std::printf("  plane    hits    track eff/pur    shower eff/pur    michel eff/pur\n");
     auto pct = [](std::optional<double> v) {
       if (!v) return std::string("    -");
@@ -530,6 +530,10 @@ void RegisterReco(CLI::App& app, RunFn* run) {
   cmd->add_option("--michel-threshold", a->michel_threshold,
                   "Michel score above which a hit counts as Michel in the summary")
       ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--delta-rays", a->delta_rays,
+                  "true class of delta-ray hits in the summary: track (the original 3-class "
+                  "scheme, default) or em; use the scheme the model was trained with")
+      ->check(CLI::IsMember({"track", "em"}));
   cmd->add_flag("--json", a->json, "print the summary as JSON");
   cmd->callback([a, run] { *run = [a] { return RunReco(*a); }; });
 }

@@ -93,12 +93,12 @@ struct Columns {
 };
 
 // "" if the record is valid, else what is wrong with it.
-std::string RecordError(const PatchRecord& r) {
+std::string RecordError(const PatchRecord& r, DeltaRays delta) {
   if (r.category >= sim::kNumCategories) return "category " + std::to_string(r.category) + " > 4";
   const auto cat = static_cast<sim::Category>(r.category);
-  if (r.label != static_cast<uint8_t>(LabelOfCategory(cat))) {
+  if (r.label != static_cast<uint8_t>(LabelOfCategory(cat, delta))) {
     return "label " + std::to_string(r.label) + " disagrees with category " +
-           std::string(sim::CategoryName(cat));
+           std::string(sim::CategoryName(cat)) + " (delta rays " + DeltaRaysName(delta) + ")";
   }
   if (r.michel != (cat == sim::Category::kMichel ? 1 : 0)) {
     return "michel flag " + std::to_string(r.michel) + " disagrees with category " +
@@ -160,11 +160,23 @@ uint32_t BlockCrc(const float* pixels, int64_t patch_size, Columns& cols, std::s
 
 }  // namespace
 
-PatchLabel LabelOfCategory(sim::Category category) {
+const char* DeltaRaysName(DeltaRays d) {
+  return d == DeltaRays::kEm ? kDeltaRaysEm : kDeltaRaysTrack;
+}
+
+StatusOr<DeltaRays> ParseDeltaRays(std::string_view name) {
+  if (name == kDeltaRaysTrack) return DeltaRays::kTrack;
+  if (name == kDeltaRaysEm) return DeltaRays::kEm;
+  return InvalidArgument("delta-ray scheme '" + std::string(name) +
+                         "': expected 'track' (the original 3-class scheme) or 'em'");
+}
+
+PatchLabel LabelOfCategory(sim::Category category, DeltaRays delta) {
   switch (category) {
     case sim::Category::kTrack:
-    case sim::Category::kDelta:
       return PatchLabel::kTrack;
+    case sim::Category::kDelta:
+      return delta == DeltaRays::kEm ? PatchLabel::kEm : PatchLabel::kTrack;
     case sim::Category::kShower:
     case sim::Category::kMichel:
       return PatchLabel::kEm;
@@ -251,6 +263,7 @@ Status PatchFileWriter::Impl::Init() {
   RETURN_IF_ERROR(WriteScalarAttr<float>(root.get(), "zero_level", h.zero_level));
   RETURN_IF_ERROR(WriteStringAttr(root.get(), "selection", h.selection));
   RETURN_IF_ERROR(WriteStringAttr(root.get(), "class_names", h.class_names));
+  RETURN_IF_ERROR(WriteStringAttr(root.get(), "delta_rays", DeltaRaysName(h.delta_rays)));
   RETURN_IF_ERROR(WriteScalarAttr<int32_t>(root.get(), "block_rows", h.block_rows));
   RETURN_IF_ERROR(WriteScalarAttr<int64_t>(root.get(), "n_patches", 0));
   RETURN_IF_ERROR(WriteScalarAttr<int32_t>(root.get(), "complete", 0));
@@ -390,7 +403,7 @@ Status PatchFileWriter::Append(std::span<const float> pixels,
                            " values");
   }
   for (std::size_t i = 0; i < records.size(); ++i) {
-    if (std::string e = RecordError(records[i]); !e.empty()) {
+    if (std::string e = RecordError(records[i], im.header.delta_rays); !e.empty()) {
       return InvalidArgument("Append: patch " + std::to_string(num_patches() + i) + ": " + e);
     }
   }
@@ -557,6 +570,13 @@ StatusOr<std::unique_ptr<PatchFileReader>> PatchFileReader::Open(const std::stri
     ASSIGN_OR_RETURN(info.zero_level, ReadScalarAttr<float>(root.get(), "zero_level"));
     ASSIGN_OR_RETURN(info.selection, ReadStringAttr(root.get(), "selection"));
     ASSIGN_OR_RETURN(info.class_names, ReadStringAttr(root.get(), "class_names"));
+    // Files written before the attribute existed used the original scheme.
+    if (H5Aexists(root.get(), "delta_rays") > 0) {
+      ASSIGN_OR_RETURN(std::string delta, ReadStringAttr(root.get(), "delta_rays"));
+      auto parsed = ParseDeltaRays(delta);
+      if (!parsed.ok()) return InvalidArgument("attribute 'delta_rays': " + parsed.status().message());
+      info.delta_rays = *parsed;
+    }
     ASSIGN_OR_RETURN(info.block_rows, ReadScalarAttr<int32_t>(root.get(), "block_rows"));
     ASSIGN_OR_RETURN(info.num_patches, ReadScalarAttr<int64_t>(root.get(), "n_patches"));
     ASSIGN_OR_RETURN(int32_t complete, ReadScalarAttr<int32_t>(root.get(), "complete"));
@@ -695,7 +715,7 @@ Status PatchFileReader::Read(int64_t begin, int64_t end, std::vector<float>* pix
   cols.Scatter(static_cast<std::size_t>(begin - r0), static_cast<std::size_t>(end - begin),
                records);
   for (std::size_t i = 0; i < records->size(); ++i) {
-    if (std::string e = RecordError((*records)[i]); !e.empty()) {
+    if (std::string e = RecordError((*records)[i], im.info.delta_rays); !e.empty()) {
       return InvalidArgument(where + ": patch " + std::to_string(begin + i) + ": " + e);
     }
   }

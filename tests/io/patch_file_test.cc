@@ -127,6 +127,40 @@ TEST(PatchFile, RoundTrip) {
   EXPECT_EQ((*r)->Read(4, 3, &px, &recs).code(), StatusCode::kOutOfRange);
 }
 
+// --delta-rays em: delta rays are labelled em, the file says so, and a record labelled by the
+// other scheme is refused on write (and would be on read).
+TEST(PatchFile, DeltaRaySchemeIsStoredAndEnforced) {
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, DeltaRays::kEm), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kTrack, DeltaRays::kEm), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kMichel, DeltaRays::kEm), PatchLabel::kEm);
+  EXPECT_EQ(*ParseDeltaRays("em"), DeltaRays::kEm);
+  EXPECT_EQ(*ParseDeltaRays("track"), DeltaRays::kTrack);
+  EXPECT_EQ(ParseDeltaRays("shower").status().code(), StatusCode::kInvalidArgument);
+
+  const std::string path = TempPath("patches_delta_em.h5");
+  PatchFileInfo h = SmallHeader();
+  h.delta_rays = DeltaRays::kEm;
+  auto w = PatchFileWriter::Create(path, h, {});
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::vector<float> px(24, 1.0f);
+  PatchRecord delta = Record(4);  // category delta
+  ASSERT_EQ(delta.category, static_cast<uint8_t>(sim::Category::kDelta));
+  const Status wrong = (*w)->Append(px, std::vector<PatchRecord>{delta});  // labelled track
+  EXPECT_EQ(wrong.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong.message().find("delta rays em"), std::string::npos) << wrong.message();
+  delta.label = static_cast<uint8_t>(PatchLabel::kEm);
+  ASSERT_TRUE((*w)->Append(px, std::vector<PatchRecord>{delta}).ok());
+  ASSERT_TRUE((*w)->Close().ok());
+  auto r = PatchFileReader::Open(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->info().delta_rays, DeltaRays::kEm);
+  std::vector<float> got;
+  std::vector<PatchRecord> recs;
+  ASSERT_TRUE((*r)->Read(0, 1, &got, &recs).ok());
+  EXPECT_EQ(recs.at(0).label, static_cast<uint8_t>(PatchLabel::kEm));
+}
+
 TEST(PatchFile, EmptyFile) {
   const std::string path = TempPath("patches_empty.h5");
   WriteFile(path, 0);

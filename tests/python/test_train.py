@@ -109,7 +109,8 @@ def run_train(data, out, arch, *extra):
             "--checkpoint", str(out) + ".pt", *extra]
     side = train.main(args)
     ckpt = torch.load(str(out) + ".pt")
-    net = train.ARCHS[arch](target=ckpt.get("target", "3class"))
+    kw = dict(zip(("c1", "c2", "hidden"), ckpt.get("width") or []))
+    net = train.ARCHS[arch](target=ckpt.get("target", "3class"), **kw)
     net.load_state_dict(ckpt["state_dict"])
     return side, net.eval()
 
@@ -334,3 +335,35 @@ def test_5class_labels_from_category(patches_file):
     np.testing.assert_array_equal(train.FINE_TO_3[fine], ds.label.numpy())
     assert (fine[cat == 4] == 1).all() and (fine[cat == 3] == 3).all() and (fine[kind == 1] == 4).all()
     np.testing.assert_array_equal(train.MERGE_5_TO_3.argmax(1), train.FINE_TO_3)
+
+
+def test_delta_rays_em_labels_and_merge(tmp_path):
+    """`larserve patches --delta-rays em`: delta rays are labelled em, train.py reads the scheme
+    from the file, and the 5class export merges P(delta) into em."""
+    if not larserve_has_patches():
+        pytest.skip("needs the larserve binary")
+    ev, p = tmp_path / "ev.h5", tmp_path / "p.h5"
+    subprocess.run([LARSERVE, "sim", "-n", "1", "-o", str(ev), "--seed", "5"], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([LARSERVE, "patches", str(ev), "-o", str(p), "--delta-rays", "em"], check=True,
+                   stdout=subprocess.DEVNULL)
+    src = patchdata.open_patches(str(p))
+    assert patchdata._str(src.attrs["delta_rays"]) == "em"
+    cat, label = src.read("category"), src.read("label")
+    src.close()
+    assert (cat == 4).any() and (label[cat == 4] == 1).all() and (label[cat == 1] == 0).all()
+    ds = train.load_data([str(p)], torch.device("cpu"), limit=600, fine=True)
+    assert ds.delta_rays == "em"
+    np.testing.assert_array_equal(train.FINE_TO_3_BY_DELTA["em"][ds.fine.numpy()], ds.label.numpy())
+    out = tmp_path / "m.onnx"
+    side, _ = run_train(str(p), out, "compact", "--target", "5class", "--width", "8,8,16")
+    assert side["delta_rays"] == "em" and side["width"] == [8, 8, 16]
+    import onnx
+    from onnx import numpy_helper
+    merges = [numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer
+              if tuple(i.dims) == (5, 3)]
+    assert len(merges) == 1
+    np.testing.assert_array_equal(merges[0], train.merge_matrix("em"))
+    assert merges[0][train.FINE_NAMES.index("delta")].argmax() == 1  # delta -> em
+    with pytest.raises(SystemExit, match="delta-ray scheme"):
+        train.load_data([str(p), str(write_synthetic_patches(tmp_path / "old.h5"))], torch.device("cpu"))

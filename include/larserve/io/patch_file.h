@@ -29,9 +29,18 @@ inline constexpr const char* kPatchClassNames = "track,em,none";
 enum class PatchLabel : uint8_t { kTrack = 0, kEm = 1, kNone = 2 };
 inline constexpr int kNumPatchLabels = 3;
 
-// track and delta -> track (delta rays are track-like in the original 3-class scheme, our
-// choice, docs/formats.md); shower and michel -> em; none -> none.
-PatchLabel LabelOfCategory(sim::Category category);
+// Where delta rays (electrons knocked out by ionisation) go in the 3-class target: track-like
+// as in the original EmTrackMichelId scheme (the default), or em-like as in later schemes
+// (FACTS.md section 3; docs/formats.md).
+enum class DeltaRays : uint8_t { kTrack = 0, kEm = 1 };
+inline constexpr const char* kDeltaRaysTrack = "track";
+inline constexpr const char* kDeltaRaysEm = "em";
+const char* DeltaRaysName(DeltaRays d);
+// "track" or "em"; anything else is an error naming the accepted values.
+StatusOr<DeltaRays> ParseDeltaRays(std::string_view name);
+
+// track -> track, delta -> track or em (`delta`), shower and michel -> em; none -> none.
+PatchLabel LabelOfCategory(sim::Category category, DeltaRays delta = DeltaRays::kTrack);
 
 enum class PatchKind : uint8_t {
   kHit = 0,    // centred on a reconstructed hit
@@ -67,6 +76,7 @@ struct PatchFileInfo {
   float zero_level = 0;               // scaled value of zero signal (padding outside the plane)
   std::string selection = "{}";       // JSON: the sampling options and seed
   std::string class_names = kPatchClassNames;
+  DeltaRays delta_rays = DeltaRays::kTrack;  // root attribute "delta_rays" (absent: track)
   int block_rows = 1024;  // patches per CRC block (and per write)
   int64_t num_patches = 0;
   bool complete = false;  // the writer closed the file normally

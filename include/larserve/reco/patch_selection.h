@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "larserve/core/status.h"
+#include "larserve/io/patch_file.h"
 #include "larserve/reco/hit_finder.h"
 #include "larserve/reco/patch_maker.h"
 #include "larserve/reco/plane_image.h"
@@ -32,6 +33,7 @@ namespace larserve::reco {
 struct SelectionConfig {
   bool balance = true;             // false: keep every hit, no empty patches
   double track_keep = 0.2;         // probability to keep a track-labelled hit (1 in 5)
+  io::DeltaRays delta_rays = io::DeltaRays::kTrack;  // which label delta rays get
   double empty_per_hit = 0.1;      // empty patches drawn per hit (before subsampling)
   int empty_max_wire_offset = 8;   // an empty centre is within this many wires of its hit
   int empty_max_tick_offset = 48;  // and ticks (8 downsampled bins)
