@@ -143,6 +143,10 @@ def main():
     ap.add_argument("--json", default="docs/perf/cpu.json")
     ap.add_argument("--skip", default="", help="comma-separated engines to skip")
     ap.add_argument("--commit", default="", help="commit to record (default: git rev-parse HEAD)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="measure every point this many times, engines alternating (table: mean)")
+    ap.add_argument("--pin", type=int, default=-1,
+                    help="run the one-thread points pinned to this core (default: not pinned)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp()
     model_path = os.path.join(tmp, "emtrkmichel_random.onnx")
@@ -157,7 +161,10 @@ def main():
     print(f"EmTrackMichelId (11.9 M parameters), batch {args.batch}, {args.seconds:.0f} s per point; "
           f"CPU: {cpu_model()} ({os.cpu_count()} cores); commit {commit}")
     print(f"{'engine':<28} {'threads':>7} {'inferences/s':>14}  note")
-    for threads in [int(t) for t in args.threads.split(",")]:
+    all_cores = os.sched_getaffinity(0)
+    for threads, repeat in [(int(t), r) for t in args.threads.split(",") for r in range(args.repeats)]:
+        # One-thread points on one core (children inherit the affinity), the others on all.
+        os.sched_setaffinity(0, {args.pin} if threads == 1 and args.pin >= 0 else all_cores)
         engines = [
             ("larserve cpu (oneDNN)", lambda: bench_larserve(args.larserve, model_path, "cpu", args.batch, threads, args.seconds, tmp)),
             ("onnxruntime", lambda: bench_onnxruntime(model_path, x, threads, args.seconds)),
@@ -172,14 +179,25 @@ def main():
                 value, note = fn()
             except Exception as e:  # a peer that cannot run here is reported, not fatal
                 value, note = None, f"{type(e).__name__}: {str(e)[:80]}"
-            rows.append({"engine": name, "threads": threads, "inferences_per_s": value, "note": note})
+            rows.append({"engine": name, "threads": threads, "repeat": repeat, "inferences_per_s": value,
+                         "pinned": threads == 1 and args.pin >= 0, "note": note})
             shown = f"{value:14.1f}" if value else f"{'-':>14}"
-            print(f"{name:<28} {threads:>7} {shown}  {note}")
+            print(f"{name:<28} {threads:>7} {shown}  {note}", flush=True)
+    os.sched_setaffinity(0, all_cores)
+    if args.repeats > 1:
+        print(f"\nmean over {args.repeats} repeats (min - max):")
+        for threads in [int(t) for t in args.threads.split(",")]:
+            for name in dict.fromkeys(r["engine"] for r in rows):
+                v = [r["inferences_per_s"] for r in rows
+                     if r["engine"] == name and r["threads"] == threads and r["inferences_per_s"]]
+                if v:
+                    print(f"{name:<28} {threads:>7} {sum(v) / len(v):14.1f}  ({min(v):.1f} - {max(v):.1f})")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"benchmark": "cpu", "model": "EmTrackMichelId (random weights)", "batch": args.batch,
                    "seconds_per_point": args.seconds, "cpu": cpu_model(), "cores": os.cpu_count(),
-                   "commit": commit, "command": " ".join(sys.argv), "results": rows}, f, indent=2)
+                   "commit": commit, "command": " ".join(sys.argv), "repeats": args.repeats,
+                   "pinned_core": args.pin if args.pin >= 0 else None, "results": rows}, f, indent=2)
     print(f"wrote {args.json}")
 
 

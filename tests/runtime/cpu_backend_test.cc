@@ -1366,8 +1366,19 @@ Graph LongMatMulGraph() {
   return b.graph();
 }
 
+// Gemm (weights [K, N], not transposed) + bias + LeakyRelu with N = 70: three 32-column panels
+// of the panel GEMM, the last one partial, and a fused activation with a slope.
+Graph WideGemmGraph() {
+  Builder b;
+  const int a = b.Input("a", {-1, 4200});
+  const int g = b.Node("Gemm", {a, b.Weights("w", {4200, 70}, 0.05f), b.Weights("c", {70})}, {},
+                       {-1, 70});
+  b.Output(b.Node("LeakyRelu", {g}, {{"alpha", Float(0.2f)}}, {-1, 70}));
+  return b.graph();
+}
+
 TEST_F(CpuBackendTest, EveryTacticMatchesReference) {
-  for (const Graph& g : {TacticGraph(), LongMatMulGraph()}) {
+  for (const Graph& g : {TacticGraph(), LongMatMulGraph(), WideGemmGraph()}) {
     auto probe = BuildEngine(g, "cpu");
     auto ref = BuildEngine(g, "reference");
     ASSERT_TRUE(probe && ref);
@@ -1400,7 +1411,8 @@ TEST_F(CpuBackendTest, EveryTacticMatchesReference) {
         EXPECT_TRUE(found);
         Rng rng(11);
         auto ctx = (*e)->CreateContext();
-        for (int64_t batch : {1, 3, 8}) {
+        // 29 rows: three row tiles of the panel GEMM, the last partial.
+        for (int64_t batch : {1, 3, 8, 29}) {
           const auto inputs = RandomInputs(**e, batch, rng, 1.0f);
           ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(**e, inputs, ctx.get()),
                              what + " batch " + std::to_string(batch));
@@ -1408,6 +1420,42 @@ TEST_F(CpuBackendTest, EveryTacticMatchesReference) {
       }
     }
     EXPECT_GE(with_alternatives, 1);
+  }
+}
+
+// The panel GEMM (our AVX-512 kernel) on its own: every activation its store applies, 1 and 2
+// threads, row and column tails; Sigmoid and Tanh are not offered it.
+TEST_F(CpuBackendTest, PanelGemmMatchesReference) {
+  for (const auto& [name, attrs] : Activations()) {
+    SCOPED_TRACE(name);
+    const Graph g = GemmGraph(300, 45, true, 1, "FusedGemm", attrs);
+    auto probe = BuildEngine(g, "cpu");
+    auto ref = BuildEngine(g, "reference");
+    ASSERT_TRUE(probe && ref);
+    const auto& node = probe->graph().nodes.at(0);
+    const auto names = CpuBackend()->Tactics(probe->graph(), node, probe->options());
+    const bool offered = std::find(names.begin(), names.end(), "panel-kc256") != names.end();
+    if (name == "Sigmoid" || name == "Tanh") {
+      EXPECT_FALSE(offered);
+      continue;
+    }
+    if (!offered) GTEST_SKIP() << "this CPU has no AVX-512F: the panel GEMM is not offered";
+    for (int threads : {1, 2}) {
+      BuildOptions options;
+      options.backend = "cpu";
+      options.threads = threads;
+      options.tactics[node.name] = "panel-kc256";
+      auto e = Engine::Build(g, options);
+      ASSERT_TRUE(e.ok()) << e.status().ToString();
+      Rng rng(5);
+      auto ctx = (*e)->CreateContext();
+      for (int64_t batch : {1, 13, 40}) {
+        const auto inputs = RandomInputs(**e, batch, rng, 1.0f);
+        ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(**e, inputs, ctx.get()),
+                           name + " threads " + std::to_string(threads) + " batch " +
+                               std::to_string(batch));
+      }
+    }
   }
 }
 
@@ -1441,6 +1489,14 @@ TEST_F(CpuBackendTest, TacticsAreTimedCachedAndKeptInPlans) {
       EXPECT_TRUE(t.entry.timings.empty());
     }
   }
+  std::map<std::string, std::size_t> offered;  // node -> number of tactics offered
+  {
+    auto probe = BuildEngine(TacticGraph(), "cpu");
+    ASSERT_TRUE(probe);
+    for (const auto& node : probe->graph().nodes) {
+      offered[node.Describe()] = CpuBackend()->Tactics(probe->graph(), node, options).size();
+    }
+  }
   options.batch_min = 1;
   options.batch_opt = 4;
   options.batch_max = 8;
@@ -1451,8 +1507,14 @@ TEST_F(CpuBackendTest, TacticsAreTimedCachedAndKeptInPlans) {
   ASSERT_EQ(timed.tactics.size(), 2u);
   for (const auto& t : timed.tactics) {
     EXPECT_EQ(t.source, TacticReport::Source::kTimed) << t.node;
-    // conv: blocked-chunked, blocked, plain; gemm: packed, plain, ksplit-2048
-    EXPECT_EQ(t.entry.timings.size(), 3u) << t.node;
+    // conv: blocked-chunked, blocked, plain; gemm: packed, plain, ksplit-2048 and, on AVX-512
+    // CPUs, panel-kc256 and panel-kc512: every tactic the backend offers was timed
+    EXPECT_EQ(t.entry.timings.size(), offered.at(t.node)) << t.node;
+    if (t.node.find("Conv") != std::string::npos) {
+      EXPECT_EQ(offered.at(t.node), 3u);
+    } else {
+      EXPECT_GE(offered.at(t.node), 3u);
+    }
     double best = 1e300;
     for (const auto& c : t.entry.timings) {
       EXPECT_GT(c.ms, 0) << c.tactic;

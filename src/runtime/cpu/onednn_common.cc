@@ -488,7 +488,14 @@ Status OneDnnKernel::Execute(std::span<const Tensor> inputs, std::vector<Tensor>
     }
     b.mem.set_data_handle(static_cast<char*>(data) + b.offset);
   }
-  for (const Plan::Step& s : plan->steps) s.prim.execute(*state.stream, s.args);
+  for (const Plan::Step& s : plan->steps) {
+    if (s.custom) {
+      state.stream->wait();  // what earlier primitives wrote is complete
+      s.custom();
+    } else {
+      s.prim.execute(*state.stream, s.args);
+    }
+  }
   state.stream->wait();
   return Status::Ok();
 }

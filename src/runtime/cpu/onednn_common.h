@@ -22,6 +22,7 @@
 #include <dnnl.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -151,6 +152,8 @@ struct Plan {
   struct Step {
     dnnl::primitive prim;
     std::unordered_map<int, dnnl::memory> args;
+    // A step of our own instead of a oneDNN primitive (it reads its memory objects' handles).
+    std::function<void()> custom;
   };
   std::vector<Step> steps;
   std::string impl;  // oneDNN implementation names, for the tactic
@@ -162,8 +165,9 @@ struct Plan {
   // A new workspace slot (per-state scratch, reused across runs and plans) of md's size.
   dnnl::memory Workspace(const dnnl::memory::desc& md);
   void Add(dnnl::primitive prim, std::unordered_map<int, dnnl::memory> args) {
-    steps.push_back({std::move(prim), std::move(args)});
+    steps.push_back({std::move(prim), std::move(args), nullptr});
   }
+  void AddCustom(std::function<void()> fn) { steps.push_back({{}, {}, std::move(fn)}); }
   // Adds a reorder from `from` to `to`, noting its implementation as `what`.
   void AddReorder(const dnnl::memory& from, const dnnl::memory& to, std::string_view what);
   // Adds the user scratchpad of a primitive (attributes from MakeAttr ask for one) to args.

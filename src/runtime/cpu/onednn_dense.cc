@@ -18,13 +18,17 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <omp.h>
+
 #include "larserve/runtime/calibration.h"
 #include "onednn_common.h"
 #include "onednn_kernels.h"
+#include "panel_gemm.h"
 
 namespace larserve::runtime::cpu {
 namespace {
@@ -509,8 +513,19 @@ bool SupportsMatMul(const graph::Graph& g, const graph::Node& node) {
 //   ksplit-K    fp32 with constant weights and a long inner dimension: the product is summed
 //               over chunks of K columns (sum post-op), each chunk's weights packed, so that
 //               the slice of the source and the weights of one chunk stay in cache
-enum class GemmTactic { kPacked, kPlain, kKSplit };
+//   panel-kcK   fp32 with constant weights on AVX-512 CPUs: our own GEMM (panel_gemm.h), K
+//               blocks of K columns; activations none, Relu, LeakyRelu and Clip
+enum class GemmTactic { kPacked, kPlain, kKSplit, kPanel };
 constexpr int64_t kKSplitChunks[] = {2048, 8192};
+constexpr int64_t kPanelBlocks[] = {256, 512};
+
+// The panel GEMM's store applies these activations; others (Sigmoid, Tanh) are not offered it.
+std::optional<PanelActivation> PanelActivationOf(const Activation& act) {
+  if (!act.present) return PanelActivation::kNone;
+  if (act.alg == dnnl::algorithm::eltwise_relu) return PanelActivation::kRelu;
+  if (act.alg == dnnl::algorithm::eltwise_clip) return PanelActivation::kClip;
+  return std::nullopt;
+}
 
 class MatMulKernel : public OneDnnKernel {
  public:
@@ -526,6 +541,12 @@ class MatMulKernel : public OneDnnKernel {
     if (gemm) ParseActivation(node, &act_);
     if (const Tensor* b = ConstF32(g, node.inputs[1])) {
       weights_.emplace(*b, UserWeights(b->shape().dims(), kF32));
+      if (tactic_ == GemmTactic::kPanel && options.precision == Precision::kFp32 &&
+          PanelActivationOf(act_) && PanelGemm::Available()) {
+        const Dims bd = b->shape().dims();
+        const int64_t k = trans_b_ ? bd[1] : bd[0], n = trans_b_ ? bd[0] : bd[1];
+        panel_.emplace(static_cast<const float*>(b->data()), k, n, trans_b_, k_chunk_);
+      }
       if (tactic_ == GemmTactic::kKSplit) {
         // One packable slice of the weights per K chunk, as [kc, N] views of B.
         const Dims bd = b->shape().dims();
@@ -596,6 +617,9 @@ class MatMulKernel : public OneDnnKernel {
     const memory::desc c_md = has_c_ ? memory::desc({1, n}, kF32, Tag::ab) : memory::desc();
     if (tactic_ == GemmTactic::kKSplit && !k_chunk_weights_.empty() && !int8_ && !bf16_) {
       return MakeKSplitPlan(m, k, n, y_md, c_md, plan);
+    }
+    if (panel_ && !int8_ && !bf16_ && panel_->k() == k && panel_->n() == n) {
+      return MakePanelPlan(m, a_md, y_md, c_md, plan);
     }
     // Source and weights in `dt` (bf16, s8 or f32); bias and output always f32.
     auto make_pd = [&](memory::data_type dt) {
@@ -708,6 +732,31 @@ class MatMulKernel : public OneDnnKernel {
     return Status::Ok();
   }
 
+  // dst = act(src x B + bias) by our panel GEMM, on this call's OpenMP threads (ThreadScope).
+  Status MakePanelPlan(int64_t m, const memory::desc& a_md, const memory::desc& y_md,
+                       const memory::desc& c_md, Plan& plan) const {
+    const memory src = plan.Bind(a_md, Source::kInput, 0);
+    const memory dst = plan.Bind(y_md, Source::kOutput, 0);
+    memory bias;
+    if (has_c_) {
+      bias = bias_.empty() ? plan.Bind(c_md, Source::kInput, 2)
+                           : memory(c_md, CpuEngine(), const_cast<void*>(bias_.data()));
+    }
+    plan.NoteImpl("", "larserve:panel_gemm:avx512");
+    plan.NoteImpl("in K blocks of", std::to_string(panel_->kc()));
+    const PanelGemm* gemm = &*panel_;
+    const PanelActivation act = *PanelActivationOf(act_);
+    const float alpha = act_.alpha, beta = act_.beta;
+    const int64_t k = panel_->k(), n = panel_->n();
+    plan.AddCustom([=] {
+      gemm->Run(static_cast<const float*>(src.get_data_handle()), m, k,
+                bias ? static_cast<const float*>(bias.get_data_handle()) : nullptr,
+                static_cast<float*>(dst.get_data_handle()), n, act, alpha, beta,
+                omp_get_max_threads());
+    });
+    return Status::Ok();
+  }
+
   // B as stored, seen as the [K, N] weights: row-major [K, N], or [N, K] read transposed.
   memory::desc UserWeights(const Dims& bd, memory::data_type dt) const {
     if (trans_b_) return memory::desc({bd[1], bd[0]}, dt, Tag::ba);
@@ -715,13 +764,14 @@ class MatMulKernel : public OneDnnKernel {
   }
 
   GemmTactic tactic_;
-  int64_t k_chunk_;  // kKSplit only
+  int64_t k_chunk_;  // kKSplit: K chunk; kPanel: K block
   bool trans_b_;
   bool has_c_;
   bool bf16_;
   Activation act_;
   std::optional<ConstWeights> weights_;
   std::vector<std::unique_ptr<ConstWeights>> k_chunk_weights_;  // kKSplit: one per K chunk
+  std::optional<PanelGemm> panel_;                              // kPanel: B packed in panels
   Tensor bias_;                                                 // empty unless a constant
   std::optional<Int8Params> int8_;                              // set when this layer runs int8
 };
@@ -772,6 +822,11 @@ std::vector<std::string> GemmTactics(const graph::Graph& g, const graph::Node& n
   for (int64_t chunk : kKSplitChunks) {
     if (k >= 2 * chunk) names.push_back("ksplit-" + std::to_string(chunk));
   }
+  Activation act;
+  const bool act_ok = node.op_type == "MatMul" || (ParseActivation(node, &act) && PanelActivationOf(act));
+  if (act_ok && PanelGemm::Available()) {
+    for (int64_t block : kPanelBlocks) names.push_back("panel-kc" + std::to_string(block));
+  }
   return names;
 }
 
@@ -789,9 +844,17 @@ StatusOr<std::unique_ptr<NodeKernel>> CompileGemmTactic(const graph::Graph& g,
       return Make<MatMulKernel>(g, node, options, gemm, GemmTactic::kKSplit, chunk);
     }
   }
+  for (int64_t block : kPanelBlocks) {
+    if (tactic == "panel-kc" + std::to_string(block)) {
+      const std::vector<std::string> offered = GemmTactics(g, node, options);
+      if (std::find(offered.begin(), offered.end(), tactic) == offered.end()) break;
+      return Make<MatMulKernel>(g, node, options, gemm, GemmTactic::kPanel, block);
+    }
+  }
   return InvalidArgument(node.Describe() + ": tactic '" + std::string(tactic) +
                          "' does not apply (available: packed, plain, ksplit-N for fp32 "
-                         "products with constant weights and long K)");
+                         "products with constant weights and long K, panel-kcN for fp32 "
+                         "products with constant weights on AVX-512 CPUs)");
 }
 
 StatusOr<std::unique_ptr<NodeKernel>> CompileGemm(const graph::Graph& g, const graph::Node& node,
