@@ -3,7 +3,8 @@
 #   scripts/setup.sh demo   install what is missing, build, run the main job
 #   scripts/setup.sh test   install what is missing, build, run every test
 # Installs Debian packages with apt (as root, or through sudo), makes the Python venv
-# (.venv, with Debian's site packages visible) and pip-installs python/requirements.txt into it.
+# (.venv, with Debian's site packages visible), pip-installs python/requirements.txt into it and
+# puts NVIDIA's perf_analyzer in it (.venv/bin/perf_analyzer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-}"
@@ -20,6 +21,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler libdnnl-dev
   libgrpc++-dev protobuf-compiler-grpc libcpp-httplib-dev
+  libb64-0d
   python3-venv python3-h5py python3-numpy python3-pytest python3-matplotlib python3-onnx
   python3-torch python3-torchvision
 )
@@ -44,12 +46,62 @@ if grep -qvE '^\s*(#|$)' python/requirements.txt; then
   .venv/bin/python -m pip install -q -r python/requirements.txt
 fi
 
-# --- 3. Build -------------------------------------------------------------------------------
+# --- 3. NVIDIA's perf_analyzer (load tests and bench/server_bench.py) -----------------------
+# PyPI's perf-analyzer is a 0.1.0 placeholder without the binary. NVIDIA ships perf_analyzer,
+# unmodified, inside the tritonclient wheels up to 2.51 (data/bin/perf_analyzer); those of 2.52
+# and later need glibc 2.38 (Debian 12 has 2.36). So the 2.51.0 wheel is downloaded (not
+# installed: the venv keeps the current tritonclient Python package), only the binary is taken
+# out to .venv/libexec, and the wrapper .venv/bin/perf_analyzer runs it with libcudart.so.12 from
+# the venv's nvidia-cuda-runtime-cu12 (python/requirements.txt); libb64.so.0d is apt's libb64-0d.
+PA_VERSION=2.51.0
+PA_SHA256_X86_64=c485bb0123bdf310f90bc8b03d3489b28df2ffed55b30c7eee0b795b48113d52
+install_perf_analyzer() {
+  local exe=.venv/libexec/perf_analyzer wrapper=.venv/bin/perf_analyzer cache=.venv/cache
+  if [[ -x "$exe" && -x "$wrapper" ]] && "$wrapper" --version >/dev/null 2>&1; then return 0; fi
+  echo "[setup] installing perf_analyzer $PA_VERSION (from NVIDIA's tritonclient $PA_VERSION wheel)"
+  mkdir -p "$cache" .venv/libexec
+  local req="$cache/tritonclient-$PA_VERSION.txt" hashes=()
+  if [[ "$(uname -m)" == "x86_64" ]]; then
+    echo "tritonclient==$PA_VERSION --hash=sha256:$PA_SHA256_X86_64" >"$req"
+    hashes=(--require-hashes)
+  else
+    echo "tritonclient==$PA_VERSION" >"$req"
+  fi
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "${hashes[@]}" -r "$req" -d "$cache"
+  # The wrapper finds libcudart's folder relative to the venv, so the checkout may move.
+  local cudart
+  cudart="$(.venv/bin/python - "$cache" "$PA_VERSION" "$exe" <<'PY'
+import glob, importlib.util, os, shutil, sys, zipfile
+cache, version, exe = sys.argv[1:]
+wheel, = glob.glob(os.path.join(cache, f"tritonclient-{version}-*.whl"))
+with zipfile.ZipFile(wheel) as z, z.open(f"tritonclient-{version}.data/data/bin/perf_analyzer") as src:
+    with open(exe + ".part", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+os.chmod(exe + ".part", 0o755)
+os.replace(exe + ".part", exe)
+spec = importlib.util.find_spec("nvidia.cuda_runtime")
+lib = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+assert os.path.exists(os.path.join(lib, "libcudart.so.12")), lib
+print(os.path.relpath(lib, ".venv"))
+PY
+)"
+  cat >"$wrapper" <<WRAP
+#!/usr/bin/env bash
+# NVIDIA's perf_analyzer $PA_VERSION, unmodified (tritonclient wheel), installed by scripts/setup.sh.
+venv="\$(cd "\$(dirname "\$(readlink -f "\$0")")/.." && pwd)"
+LD_LIBRARY_PATH="\$venv/$cudart\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$venv/libexec/perf_analyzer" "\$@"
+WRAP
+  chmod +x "$wrapper"
+  "$wrapper" --version >/dev/null 2>&1 || { echo "[setup] perf_analyzer does not run: see $wrapper" >&2; exit 1; }
+}
+install_perf_analyzer
+
+# --- 4. Build -------------------------------------------------------------------------------
 cmake --preset cpu-release -DLARSERVE_PYTHON="$PWD/.venv/bin/python" >/dev/null
 cmake --build --preset cpu-release -j "$JOBS"
 LARSERVE=build/cpu-release/src/apps/larserve
 
-# --- 4. Run ---------------------------------------------------------------------------------
+# --- 5. Run ---------------------------------------------------------------------------------
 if [[ "$MODE" == "test" ]]; then
   ctest --preset cpu-release -j "$JOBS"
   exit $?

@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""Load benchmark of `larserve serve` with NVIDIA's perf_analyzer, against the same engine in-process.
+
+    .venv/bin/python bench/server_bench.py [--protocols grpc,http] [--batches 1,256]
+        [--concurrency 1,2,4,8,16,32,64] [--window-ms 2000] [--threads 0[,1,...]] [--out server.json]
+        [--larserve build/cpu-release/src/apps/larserve] [--perf-analyzer .venv/bin/perf_analyzer]
+        [--model-repository models] [--model emtrkmichel] [--grpc-url H:P --http-url H:P]
+
+What is measured. perf_analyzer (unmodified, scripts/setup.sh) sends requests of --batches
+patches from `concurrency` synchronous clients, for every protocol, batch and concurrency, one
+perf_analyzer run each (time windows of --window-ms, repeated until stable). From its verbose
+CSV: throughput, client latency percentiles and the server's own breakdown (ModelStatistics:
+queue, compute input/infer/output, averages per request); from its report, the server's
+inference and execution counts, hence the average batch the dynamic batcher formed.
+
+The reference: `larserve exec` of the very same engine in-process. The model's ONNX file is built
+once into a plan with the profile the server derives from config.pbtxt (batch 1:OPT:MAX, OPT =
+the largest preferred batch size, else min(max_batch_size, 256); MAX = max_batch_size; cpu
+backend; tactics timed at OPT with --threads intra-op threads) and the server is given that plan
+(a copy of the model's folder whose config.pbtxt names model.plan), so both run the same
+optimised graph with the same kernel choices and thread count. The server runs one instance
+thread per instance_group count, each with its own execution context; `exec` runs as many
+contexts (--threads N) with the same intra-op threads. --serve-onnx serves the repository as it
+is instead (the server then builds and times its own engine). The in-process runs come first,
+with no server running. Each --threads value is a full pass (plan, in-process, server, sweep).
+The server gets enough HTTP workers for perf_analyzer's connections (see HTTP_WORKERS_NOTE).
+Results: docs/perf/server.md.
+
+Added latency of one-patch requests: perf_analyzer's p50 at batch 1, concurrency 1, minus the
+in-process p50 at batch 1 (per protocol).
+
+Needs only the Python standard library (it runs on the GPU machine from scripts/device_bundle.sh,
+where tritonclient is absent). Prints a table; --out writes the raw numbers, the commands, the
+commit and the machine as JSON. When the load tool and the server share a machine's cores (as on a
+small VM), the numbers include that contention.
+"""
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HANG_GUARD_S = 1800  # a stuck process is killed; nothing is judged by time
+
+
+def ints(text):
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--larserve", default=os.path.join(SRC, "build/cpu-release/src/apps/larserve"),
+                    help="larserve binary or wrapper script (e.g. the device bundle's larserve.sh)")
+    ap.add_argument("--perf-analyzer", default=None,
+                    help="perf_analyzer or its wrapper (default: $PERF_ANALYZER, else .venv/bin/perf_analyzer)")
+    ap.add_argument("--model-repository", default=os.path.join(SRC, "models"))
+    ap.add_argument("--model", default="emtrkmichel")
+    ap.add_argument("--threads", default="0",
+                    help="intra-op threads of the engine, server and in-process alike (0 = all cores); "
+                         "a comma list measures each in turn")
+    ap.add_argument("--protocols", default="grpc", help="comma list of grpc, http")
+    ap.add_argument("--batches", default="1,256", help="patches per request, comma list")
+    ap.add_argument("--concurrency", default="1,2,4,8,16,32,64", help="concurrent requests, comma list")
+    ap.add_argument("--window-ms", type=int, default=2000, help="perf_analyzer's measurement window")
+    ap.add_argument("--stability-percentage", type=float, default=10,
+                    help="perf_analyzer -s (its default 10); a level not stable within it is measured again "
+                         "at 3x, then 10x, and marked")
+    ap.add_argument("--max-trials", type=int, default=10, help="perf_analyzer -r")
+    ap.add_argument("--exec-seconds", type=float, default=5, help="measurement time of each `larserve exec`")
+    ap.add_argument("--grpc-url", help="measure a running server at HOST:PORT instead of starting one")
+    ap.add_argument("--http-url", help="its HTTP address, for --protocols http")
+    ap.add_argument("--http-threads", type=int, default=0,
+                    help="larserve serve --http-threads; 0: the server's default, raised to the largest "
+                         "concurrency + 4 when that is more (see HTTP_WORKERS_NOTE)")
+    ap.add_argument("--serve-onnx", action="store_true",
+                    help="serve the repository's model as it is rather than the in-process plan")
+    ap.add_argument("--work-dir", help="keep the plan, repository, CSVs and logs here (default: a temporary folder)")
+    ap.add_argument("--out", help="JSON file of the raw numbers")
+    ap.add_argument("--commit", help="what --larserve was built from, when not this checkout's HEAD "
+                                     "(default: git, else the bundle's COMMIT file)")
+    a = ap.parse_args(argv)
+    a.protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
+    for p in a.protocols:
+        if p not in ("grpc", "http"):
+            ap.error(f"unknown protocol {p!r}")
+    a.batches, a.concurrency, a.threads = ints(a.batches), ints(a.concurrency), ints(a.threads)
+    if a.perf_analyzer is None:
+        a.perf_analyzer = os.environ.get("PERF_ANALYZER") or os.path.join(SRC, ".venv/bin/perf_analyzer")
+    if a.grpc_url and "http" in a.protocols and not a.http_url:
+        ap.error("--protocols http with --grpc-url needs --http-url")
+    return a
+
+
+# --- machine, commit ---------------------------------------------------------------------------
+
+def machine():
+    cpu, flags = platform.processor(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = line
+    except OSError:
+        pass
+    m = {"cpu": cpu, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+         "avx512": " avx512f" in flags, "amx": " amx_tile" in flags, "kernel": platform.release(),
+         "os": os_name(), "python": platform.python_version(), "host": platform.node()}
+    try:
+        with open("/proc/meminfo") as f:
+            m["memory_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return m
+
+
+def os_name():
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def commit(larserve):
+    """git's short commit (+ "working tree" if tracked files differ), else the bundle's COMMIT file."""
+    try:
+        h = subprocess.run(["git", "-C", SRC, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        if h.returncode == 0:
+            d = subprocess.run(["git", "-C", SRC, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True)
+            return h.stdout.strip() + (" (working tree)" if d.stdout.strip() else "")
+    except OSError:
+        pass
+    f = os.path.join(os.path.dirname(os.path.abspath(larserve)), "COMMIT")
+    if os.path.exists(f):
+        with open(f) as fh:
+            return fh.read().strip() + " (bundle)"
+    return "unknown"
+
+
+# --- model configuration (the few fields that set the server's engine) ----------------------------
+
+def read_config(model_dir):
+    with open(os.path.join(model_dir, "config.pbtxt")) as f:
+        text = f.read()
+    body = re.sub(r"#[^\n]*", "", text)
+
+    def first_int(pattern, default):
+        m = re.search(pattern, body)
+        return int(m.group(1)) if m else default
+    max_batch = first_int(r"\bmax_batch_size\s*:\s*(\d+)", 0)
+    preferred = [int(v) for m in re.finditer(r"\bpreferred_batch_size\s*:\s*\[([^\]]*)\]", body)
+                 for v in re.findall(r"\d+", m.group(1))]
+    preferred += [int(v) for v in re.findall(r"\bpreferred_batch_size\s*:\s*(\d+)", body)]
+    instances = 0
+    m = re.search(r"\binstance_group\s*:?\s*\[", body)
+    if m:  # the instance_group list, brackets matched: the sum of its counts
+        depth, end = 0, m.end() - 1
+        for end in range(m.end() - 1, len(body)):
+            depth += {"[": 1, "]": -1}.get(body[end], 0)
+            if depth == 0:
+                break
+        instances = sum(int(v) for v in re.findall(r"\bcount\s*:\s*(\d+)", body[m.end():end]))
+    versions = sorted((int(d) for d in os.listdir(model_dir) if d.isdigit()), reverse=True)
+    return {"text": text, "max_batch_size": max_batch, "preferred_batch_sizes": sorted(set(preferred)),
+            "instances": instances or 1,
+            "max_queue_delay_us": first_int(r"\bmax_queue_delay_microseconds\s*:\s*(\d+)", 0),
+            "dynamic_batching": bool(re.search(r"\bdynamic_batching\b", body)),
+            "version": versions[0] if versions else None}
+
+
+def engine_profile(cfg):
+    """The batch profile the server builds with (src/serve/model_config.cc EngineSettingsFromConfig)."""
+    mx = cfg["max_batch_size"]
+    if mx <= 0:
+        return None
+    opt = max(cfg["preferred_batch_sizes"]) if cfg["preferred_batch_sizes"] else min(mx, 256)
+    return (1, max(1, min(opt, mx)), mx)
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+def run(cmd, log=None, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_GUARD_S, **kw)
+    if log:
+        with open(log, "w") as f:
+            f.write("$ " + " ".join(cmd) + "\n" + r.stdout + r.stderr)
+    return r
+
+
+# larserve's HTTP frontend (cpp-httplib) gives each open connection a worker until it closes or has
+# served 1000 requests. perf_analyzer keeps one keep-alive connection per concurrent request plus one
+# for its statistics queries, so with as many concurrent requests as workers (16 by default on up to
+# 8 cores) the statistics query waits until a connection has served 1000 requests: at batch 256 that
+# is minutes per measurement window. The bench gives the server enough workers.
+HTTP_WORKERS_NOTE = ("--http-threads raised to the largest concurrency + 4: with fewer workers than "
+                     "perf_analyzer's connections its statistics query waits for a keep-alive connection "
+                     "to close (1000 requests)")
+
+
+def http_threads(a):
+    if a.http_threads:
+        return a.http_threads
+    default = max(16, 2 * (os.cpu_count() or 1))
+    need = max(a.concurrency) + 4
+    return need if "http" in a.protocols and need > default else 0
+
+
+class Server:
+    def __init__(self, larserve, repo, threads, protocols, log, http_workers=0):
+        http_port = "0" if "http" in protocols else "-1"
+        self.cmd = [larserve, "serve", "--model-repository", repo, "--grpc-port", "0", "--http-port", http_port,
+                    "--metrics-port", "-1", "--threads", str(threads)]
+        if http_workers:
+            self.cmd += ["--http-threads", str(http_workers)]
+        self.err = open(log, "w")
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.urls = {}
+        for _ in range(2 if http_port == "0" else 1):
+            line = self.proc.stdout.readline()
+            m = re.search(r"(gRPC|HTTP) listening on ([\d.]+):(\d+)", line)
+            if not m:
+                self.stop()
+                with open(log) as f:
+                    raise RuntimeError(f"larserve serve did not start: {line}{f.read()}")
+            self.urls[m.group(1).lower()] = f"{m.group(2)}:{m.group(3)}"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+
+
+def in_process(a, plan, batch, instances, threads, log):
+    cmd = [a.larserve, "exec", plan, "--batch", str(batch), "--threads", str(instances),
+           "--intra-threads", str(threads), "--seconds", str(a.exec_seconds), "--json"]
+    r = run(cmd, log)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
+    j = json.loads(r.stdout)
+    return {"command": cmd, "throughput": j["throughput_inferences_per_s"], "runs": j["runs"],
+            "p50_us": j["latency_ms"]["p50"] * 1e3, "p90_us": j["latency_ms"]["p90"] * 1e3,
+            "p99_us": j["latency_ms"]["p99"] * 1e3, "min_us": j["latency_ms"]["min"] * 1e3, "raw": j}
+
+
+def server_counts(stdout):
+    """The server section of perf_analyzer's report (ModelStatistics over the measured windows)."""
+    out = {}
+    for key, name in (("Request count", "client_requests"), ("Inference count", "server_inferences"),
+                      ("Execution count", "server_executions"), ("Successful request count", "server_successes")):
+        m = re.search(rf"^\s*{key}: (\d+)", stdout, re.M)
+        if m:
+            out[name] = int(m.group(1))
+    if out.get("server_executions"):
+        out["avg_executed_batch"] = out["server_inferences"] / out["server_executions"]
+    return out
+
+
+def perf_level(a, protocol, url, batch, conc, work):
+    """One perf_analyzer run at one concurrency; when perf_analyzer finds no stable windows (it then
+    exits 2 and writes no CSV), again with 3x, then 10x the stability percentage."""
+    attempts = []
+    for stability in (a.stability_percentage, 3 * a.stability_percentage, 10 * a.stability_percentage):
+        tag = f"{protocol}_b{batch}_c{conc}_s{stability:g}"
+        csv_path = os.path.join(work, tag + ".csv")
+        cmd = [a.perf_analyzer, "-m", a.model, "-u", url, "-i", protocol, "-b", str(batch),
+               "--concurrency-range", str(conc), "--measurement-mode", "time_windows",
+               "--measurement-interval", str(a.window_ms), "--stability-percentage", f"{stability:g}",
+               "--max-trials", str(a.max_trials), "-f", csv_path, "--verbose-csv"]
+        load = os.getloadavg()[0]
+        r = run(cmd, os.path.join(work, tag + ".log"))
+        attempts.append({"command": cmd, "returncode": r.returncode, "loadavg_1min_before": load})
+        if r.returncode == 0 and os.path.exists(csv_path):
+            with open(csv_path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if len(rows) != 1:
+                raise RuntimeError(f"{csv_path}: expected one row, got {rows}")
+            row = {k: float(v) for k, v in rows[0].items() if v not in (None, "")}
+            return {"protocol": protocol, "batch": batch, "concurrency": conc, "stability_percentage": stability,
+                    "attempts": attempts, "csv": row, **server_counts(r.stdout),
+                    "throughput": row["Inferences/Second"], "p50_us": row["p50 latency"],
+                    "p90_us": row["p90 latency"], "p99_us": row["p99 latency"], "avg_us": row["Avg latency"],
+                    "server_queue_us": row["Server Queue"],
+                    "server_compute_us": row["Server Compute Input"] + row["Server Compute Infer"]
+                    + row["Server Compute Output"],
+                    "server_compute_infer_us": row["Server Compute Infer"]}
+        attempts[-1]["error"] = (r.stdout + r.stderr).strip().splitlines()[-3:]
+        if "stable measurement" not in r.stdout + r.stderr:
+            break
+    return {"protocol": protocol, "batch": batch, "concurrency": conc, "attempts": attempts,
+            "error": attempts[-1]["error"]}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def table(run_, stability):
+    lines = [f"threads {run_['threads']} (server --threads, exec --intra-threads):"]
+    head = (f"{'proto':5} {'batch':>5} {'conc':>4} {'infer/s':>9} {'x inproc':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'queue us':>9} {'compute us':>10} {'exec batch':>10}")
+    lines += [head, "-" * len(head)]
+    ref = {int(b): v for b, v in run_["in_process"].items()}
+    for r in run_["rows"]:
+        if "error" in r:
+            lines.append(f"{r['protocol']:5} {r['batch']:5d} {r['concurrency']:4d}  failed: {' '.join(r['error'])[:80]}")
+            continue
+        ratio = r["throughput"] / ref[r["batch"]]["throughput"] if r["batch"] in ref else float("nan")
+        eb = r.get("avg_executed_batch", float("nan"))
+        mark = "" if r["stability_percentage"] == stability else f"  (s {r['stability_percentage']:g}%)"
+        lines.append(f"{r['protocol']:5} {r['batch']:5d} {r['concurrency']:4d} {r['throughput']:9.0f} {ratio:8.2f} "
+                     f"{r['p50_us'] / 1e3:8.3f} {r['p99_us'] / 1e3:8.3f} {r['server_queue_us']:9.0f} "
+                     f"{r['server_compute_us']:10.0f} {eb:10.1f}{mark}")
+    lines.append("in-process (larserve exec, same plan and threads):")
+    for b, v in sorted(ref.items()):
+        lines.append(f"  batch {b:5d}: {v['throughput']:9.0f} infer/s, p50 {v['p50_us'] / 1e3:.3f} ms, "
+                     f"p99 {v['p99_us'] / 1e3:.3f} ms")
+    for p, v in run_["added_latency_us"].items():
+        lines.append(f"added latency, one patch, {p}: p50 {v['server_p50_us']:.0f} us through the server - "
+                     f"{v['in_process_p50_us']:.0f} us in-process = {v['added_us']:.0f} us")
+    return "\n".join(lines)
+
+
+def measure(a, threads, cfg, model_dir, onnx, profile, work):
+    """Everything for one intra-op thread setting: plan, in-process runs, server, perf_analyzer sweep."""
+    os.makedirs(work, exist_ok=True)
+    out = {"threads": threads, "loadavg_start": os.getloadavg()}
+    # 1. The engine: a plan built as the server builds the model, for the in-process runs (and the server).
+    plan = os.path.join(work, "model.plan")
+    build = [a.larserve, "build", onnx, "-o", plan, "--backend", "cpu", "--threads", str(threads), "--json"]
+    if profile:
+        build += ["--batch", ":".join(map(str, profile))]
+    r = run(build, os.path.join(work, "build.log"))
+    if r.returncode != 0:
+        sys.exit(f"server_bench: {' '.join(build)} failed: {r.stderr.strip()}")
+    bj = json.loads(r.stdout)
+    out["engine"] = {"build_command": build, "batch_profile": profile,
+                     "tactics": [t.get("chosen") for t in bj.get("tactic_choices", [])],
+                     "served": "the model's ONNX, built by the server" if a.serve_onnx else "this plan"}
+
+    # 2. In-process, before any server runs.
+    out["in_process"] = {}
+    for b in a.batches:
+        print(f"[server_bench] threads {threads}: in-process batch {b}", flush=True)
+        out["in_process"][b] = in_process(a, plan, b, cfg["instances"], threads,
+                                          os.path.join(work, f"exec_b{b}.log"))
+
+    # 3. The server: ours (the same plan) or one given by address.
+    server = None
+    if a.grpc_url:
+        urls = {"grpc": a.grpc_url, "http": a.http_url}
+        out["server"] = {"external": urls}
+    else:
+        repo = os.path.join(work, "repo")
+        shutil.rmtree(repo, ignore_errors=True)
+        if a.serve_onnx:
+            shutil.copytree(model_dir, os.path.join(repo, a.model))
+        else:
+            vdir = os.path.join(repo, a.model, str(cfg["version"]))
+            os.makedirs(vdir)
+            shutil.copy(plan, os.path.join(vdir, "model.plan"))
+            with open(os.path.join(repo, a.model, "config.pbtxt"), "w") as f:
+                f.write(cfg["text"].rstrip("\n") + "\n# server_bench: the in-process plan\n"
+                        'default_model_filename: "model.plan"\n')
+        workers = http_threads(a)
+        server = Server(a.larserve, repo, threads, a.protocols, os.path.join(work, "serve.log"), workers)
+        urls = server.urls
+        out["server"] = {"command": server.cmd, "urls": urls}
+        if workers and not a.http_threads:
+            out["server"]["note"] = HTTP_WORKERS_NOTE
+    out["rows"] = []
+    try:
+        for protocol in a.protocols:
+            for b in a.batches:
+                for c in a.concurrency:
+                    row = perf_level(a, protocol, urls[protocol], b, c, work)
+                    out["rows"].append(row)
+                    msg = (f"failed: {row['error']}" if "error" in row else
+                           f"{row['throughput']:.0f} infer/s, p50 {row['p50_us']:.0f} us")
+                    print(f"[server_bench] threads {threads}: {protocol} batch {b} concurrency {c}: {msg}", flush=True)
+    finally:
+        if server:
+            server.stop()
+    out["loadavg_end"] = os.getloadavg()
+    out["added_latency_us"] = {}
+    if 1 in out["in_process"]:
+        ip = out["in_process"][1]["p50_us"]
+        for r in out["rows"]:
+            if r["batch"] == 1 and r["concurrency"] == 1 and "error" not in r:
+                out["added_latency_us"][r["protocol"]] = {"server_p50_us": r["p50_us"], "in_process_p50_us": ip,
+                                                          "added_us": r["p50_us"] - ip}
+    return out
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    for tool in (a.larserve, a.perf_analyzer):
+        if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
+            sys.exit(f"server_bench: {tool} is not an executable (perf_analyzer: run scripts/setup.sh)")
+    model_dir = os.path.join(a.model_repository, a.model)
+    cfg = read_config(model_dir)
+    onnx = os.path.join(model_dir, str(cfg["version"]), "model.onnx")
+    if not os.path.exists(onnx):
+        sys.exit(f"server_bench: no {onnx}")
+    profile = engine_profile(cfg)
+    for b in a.batches:
+        if profile and b > profile[2]:
+            sys.exit(f"server_bench: batch {b} exceeds the model's max_batch_size {profile[2]}")
+
+    work = a.work_dir or tempfile.mkdtemp(prefix="server_bench_")
+    os.makedirs(work, exist_ok=True)
+    pa_version = run([a.perf_analyzer, "--version"])
+    result = {
+        "bench": "bench/server_bench.py", "argv": sys.argv[1:] if argv is None else argv,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": a.commit or commit(a.larserve), "machine": machine(),
+        "settings": {k: getattr(a, k) for k in ("protocols", "batches", "concurrency", "window_ms", "threads",
+                                                 "stability_percentage", "max_trials", "exec_seconds", "model",
+                                                 "model_repository", "serve_onnx", "larserve", "http_threads")},
+        "perf_analyzer": {"path": a.perf_analyzer, "version": (pa_version.stdout + pa_version.stderr).strip(),
+                          "mode": "synchronous clients (one per concurrent request), random input data, "
+                                  "time windows, one perf_analyzer run per concurrency level"},
+        "model_config": {k: v for k, v in cfg.items() if k != "text"},
+        "runs": [],
+    }
+    print(f"[server_bench] {result['commit']} on {result['machine']['cpu']} "
+          f"({result['machine']['usable_cpus']} cpus), work dir {work}", flush=True)
+    for threads in a.threads:
+        result["runs"].append(measure(a, threads, cfg, model_dir, onnx, profile, os.path.join(work, f"t{threads}")))
+    text = "\n\n".join(table(r, a.stability_percentage) for r in result["runs"])
+    result["table"] = text
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+            f.write("\n")
+        print(f"[server_bench] wrote {a.out}")
+    if not a.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all("error" not in r for run_ in result["runs"] for r in run_["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
