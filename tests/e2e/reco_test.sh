@@ -55,6 +55,32 @@ if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res.h5" --t
 else
   bad "reco --local: $(cat "$WORK/err")"
 fi
+# --delta-rays em counts delta-ray hits as em in the summary: more true em (shower) hits, as
+# many fewer true track hits, the same predictions; the JSON says which scheme.
+if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res_em.h5" --events 1 --json \
+     --delta-rays em >"$WORK/em.json" 2>"$WORK/err" &&
+   "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res_tr.h5" --events 1 --json \
+     >"$WORK/tr.json" 2>>"$WORK/err" &&
+   "$PYTHON" - "$WORK/em.json" "$WORK/tr.json" <<'PY' 2>>"$WORK/err"; then
+import json, sys
+em, tr = (json.load(open(p)) for p in sys.argv[1:])
+assert em["delta_rays"] == "em" and tr["delta_rays"] == "track"
+for plane in ("U", "V", "W"):
+    a, b = em["metrics"][plane], tr["metrics"][plane]
+    extra = a["shower"]["true"] - b["shower"]["true"]
+    assert extra > 0 and b["track"]["true"] - a["track"]["true"] == extra, plane
+    assert a["shower"]["predicted"] == b["shower"]["predicted"], plane
+PY
+  ok "reco --delta-rays em: delta rays counted as em in the summary"
+else
+  bad "reco --delta-rays em: $(cat "$WORK/err")"
+fi
+if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res_bad.h5" --delta-rays shower \
+     >/dev/null 2>"$WORK/err"; then
+  bad "reco --delta-rays shower was accepted"
+else
+  ok "reco --delta-rays shower refused: $(head -c 120 "$WORK/err")"
+fi
 # The table names every stage.
 if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res2.h5" --events 1 >"$WORK/table" 2>"$WORK/err" &&
    grep -q "inference" "$WORK/table" && grep -q "patches" "$WORK/table" && grep -q "michel eff/pur" "$WORK/table"; then
