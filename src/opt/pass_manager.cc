@@ -93,6 +93,7 @@ PassManager PassManager::Default(const PipelineOptions& options) {
   pm.Add(MakeTransposeReshapePass());
   pm.Add(MakeFoldBatchNormPass());
   pm.Add(MakeFuseBiasActivationPass());
+  pm.Add(MakeFuseConvTransposePass());
   pm.Add(MakeFoldTransposeIntoGemmPass());
   pm.Add(MakeDeadCodePass());
   return pm;

@@ -232,5 +232,40 @@ TEST(PassesTest, TransposeBeforeFlattenFoldsIntoGemmWeights) {
   }
 }
 
+// Conv -> Relu -> Transpose to NHWC -> Flatten -> Gemm (a Keras-style flatten): the convolution
+// writes NHWC itself; the Transpose is gone and the Gemm keeps its weights. Also with the
+// transposed output as the graph's output.
+TEST(PassesTest, ConvTransposeToNhwcBecomesAnNhwcFusedConv) {
+  for (bool to_gemm : {true, false}) {
+    Graph g;
+    g.opset = 13;
+    Rng rng(17);
+    const int x = Input(g, "x", {-1, 2, 6, 7});
+    const int c = Tmp(g, "c"), r = Tmp(g, "r"), t = Tmp(g, "t");
+    AddNode(g, "Conv",
+            {x, Const(g, "w", RandomTensor(Shape{3, 2, 3, 3}, rng)),
+             Const(g, "b", RandomTensor(Shape{3}, rng))},
+            {c}, {{"kernel_shape", Ints({3, 3})}});
+    AddNode(g, "Relu", {c}, {r});
+    AddNode(g, "Transpose", {r}, {t}, {{"perm", Ints({0, 2, 3, 1})}});
+    if (to_gemm) {
+      const int f = Tmp(g, "f"), y = Tmp(g, "y");
+      AddNode(g, "Flatten", {t}, {f});
+      AddNode(g, "Gemm", {f, Const(g, "gw", RandomTensor(Shape{60, 5}, rng))}, {y});
+      g.outputs = {y};
+    } else {
+      g.outputs = {t};
+    }
+    g.RebuildProducers();
+    std::vector<PassReport> report;
+    Graph opt = OptimiseAndCheck(g, &report);
+    EXPECT_EQ(CountOp(opt, "Transpose"), 0) << to_gemm;
+    ASSERT_EQ(CountOp(opt, "FusedConv"), 1);
+    for (const auto& node : opt.nodes) {
+      if (node.op_type == "FusedConv") EXPECT_EQ(node.GetString("output_layout", ""), "NHWC");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace larserve::opt

@@ -30,6 +30,7 @@
 #include "larserve/runtime/backend.h"
 #include "larserve/runtime/calibration.h"
 #include "larserve/runtime/engine.h"
+#include "larserve/runtime/reference_executor.h"
 
 namespace larserve::runtime {
 namespace {
@@ -1377,8 +1378,46 @@ Graph WideGemmGraph() {
   return b.graph();
 }
 
+// Conv -> Relu -> Transpose to NHWC -> Flatten -> Gemm: the optimiser makes the convolution
+// write NHWC (opt/fuse_conv_transpose.cc); every convolution tactic must then write NHWC.
+Graph NhwcConvGraph() {
+  Builder b;
+  const int x = b.Input("x", {-1, 3, 14, 14});
+  // 41 x 10 x 10 = 4100 features: the Gemm is long enough for the K-split tactics too.
+  const int c = b.Node("Conv", {x, b.Weights("cw", {41, 3, 5, 5}, 0.2f), b.Weights("cb", {41})},
+                       {{"kernel_shape", Ints({5, 5})}}, {-1, 41, 10, 10});
+  const int r = b.Node("Relu", {c}, {}, {-1, 41, 10, 10});
+  const int t = b.Node("Transpose", {r}, {{"perm", Ints({0, 2, 3, 1})}}, {-1, 10, 10, 41});
+  const int f = b.Node("Flatten", {t}, {{"axis", Int(1)}}, {-1, 4100});
+  b.Output(b.Node("Gemm", {f, b.Weights("gw", {4100, 6}, 0.05f)}, {}, {-1, 6}));
+  return b.graph();
+}
+
+TEST_F(CpuBackendTest, NhwcConvolutionMatchesTheUnfusedGraph) {
+  auto cpu = BuildEngine(NhwcConvGraph(), "cpu");
+  ASSERT_TRUE(cpu);
+  int nhwc = 0;
+  for (const auto& node : cpu->graph().nodes) {
+    EXPECT_NE(node.op_type, "Transpose");
+    nhwc += node.GetString("output_layout", "") == "NHWC";
+  }
+  EXPECT_EQ(nhwc, 1);
+  // The reference executor on the graph as built (no passes) is the ground truth.
+  auto plain = runtime::ReferenceExecutor::Create(NhwcConvGraph());
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  Rng rng(3);
+  auto ctx = cpu->CreateContext();
+  for (int64_t batch : {1, 5}) {
+    const auto inputs = RandomInputs(*cpu, batch, rng, 1.0f);
+    auto want = (*plain)->Run(inputs);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    ExpectOutputsMatch(*want, RunEngine(*cpu, inputs, ctx.get()), "NHWC conv batch " +
+                                                                     std::to_string(batch));
+  }
+}
+
 TEST_F(CpuBackendTest, EveryTacticMatchesReference) {
-  for (const Graph& g : {TacticGraph(), LongMatMulGraph(), WideGemmGraph()}) {
+  for (const Graph& g : {TacticGraph(), LongMatMulGraph(), WideGemmGraph(), NhwcConvGraph()}) {
     auto probe = BuildEngine(g, "cpu");
     auto ref = BuildEngine(g, "reference");
     ASSERT_TRUE(probe && ref);

@@ -206,6 +206,12 @@ bool SupportsConv(const graph::Graph& g, const graph::Node& node) {
     }
   }
   if (!WindowAttrsOk(node)) return false;
+  // FusedConv may write NHWC (opt/fuse_conv_transpose.cc).
+  if (node.Has("output_layout")) {
+    if (!AttrIs(node, "output_layout", Kind::kString)) return false;
+    const std::string layout = node.GetString("output_layout", "");
+    if (layout != "NCHW" && layout != "NHWC") return false;
+  }
   Activation act;
   return ParseActivation(node, &act);
 }
@@ -229,7 +235,8 @@ class ConvKernel : public OneDnnKernel {
         tactic_(tactic),
         group_(node.GetInt("group", 1)),
         has_bias_(node.inputs.size() == 3 && node.inputs[2] >= 0),
-        bf16_(UseBf16(options)) {
+        bf16_(UseBf16(options)),
+        nhwc_out_(node.GetString("output_layout", "NCHW") == "NHWC") {
     precision_note_ = PrecisionNote(options);
     ParseActivation(node, &act_);
     if (const Tensor* w = ConstF32(g, node.inputs[1])) {
@@ -277,7 +284,7 @@ class ConvKernel : public OneDnnKernel {
     Window2d w;
     RETURN_IF_ERROR(ResolveWindow2d(node_, {xd[2], xd[3]}, {wd[2], wd[3]}, &w));
     const Dims yd = {n, m, w.out[0], w.out[1]};
-    plan.outputs = {yd};
+    plan.outputs = {nhwc_out_ ? Dims{n, w.out[0], w.out[1], m} : yd};
     if (Volume(yd) == 0 || Volume(xd) == 0) return Status::Ok();  // nothing to compute
 
     const Dims dil = {w.dilations[0] - 1, w.dilations[1] - 1};  // oneDNN counts gaps
@@ -295,7 +302,8 @@ class ConvKernel : public OneDnnKernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
                                         dnnl::algorithm::convolution_direct, x_md,
                                         memory::desc(WeightDims(wd), dt, Tag::any), b_md,
-                                        blocked ? memory::desc(y, kF32, Tag::any) : PlainDesc(y),
+                                        blocked && !nhwc_out_ ? memory::desc(y, kF32, Tag::any)
+                                                              : UserDst(y),
                                         w.strides, dil, w.pad_l, w.pad_r);
       return Pd(d, attr, CpuEngine(), true);
     };
@@ -342,7 +350,7 @@ class ConvKernel : public OneDnnKernel {
     // writing it and the reorder reading it, instead of a round trip through DRAM.
     int64_t chunk = n;
     if (tactic_ == ConvTactic::kBlockedChunked &&
-        (pd.src_desc() != PlainDesc(xd) || pd.dst_desc() != PlainDesc(yd))) {
+        (pd.src_desc() != PlainDesc(xd) || pd.dst_desc() != UserDst(yd))) {
       const int64_t per_image =
           static_cast<int64_t>(std::max(pd.src_desc().get_size(), pd.dst_desc().get_size()) / n);
       chunk = std::clamp<int64_t>(kChunkBytesPerThread * threads_ / std::max<int64_t>(per_image, 1),
@@ -403,9 +411,9 @@ class ConvKernel : public OneDnnKernel {
         if (first) plan.NoteImpl("src reorder", r.impl_info_str());
         p.x_reorder = dnnl::reorder(r);
       }
-      if (p.pd.dst_desc() != PlainDesc(y)) {
+      if (p.pd.dst_desc() != UserDst(y)) {
         p.args[DNNL_ARG_DST] = plan.Workspace(p.pd.dst_desc());
-        dnnl::reorder::primitive_desc r(CpuEngine(), p.pd.dst_desc(), CpuEngine(), PlainDesc(y));
+        dnnl::reorder::primitive_desc r(CpuEngine(), p.pd.dst_desc(), CpuEngine(), UserDst(y));
         if (first) plan.NoteImpl("dst reorder", r.impl_info_str());
         p.y_reorder = dnnl::reorder(r);
       }
@@ -418,7 +426,7 @@ class ConvKernel : public OneDnnKernel {
       Piece& p = piece_for(batch);
       const Dims x = {batch, c, xd[2], xd[3]}, y = {batch, m, w.out[0], w.out[1]};
       const memory x_user = plan.Bind(PlainDesc(x), Source::kInput, 0, n0 * x_image);
-      const memory y_user = plan.Bind(PlainDesc(y), Source::kOutput, 0, n0 * y_image);
+      const memory y_user = plan.Bind(UserDst(y), Source::kOutput, 0, n0 * y_image);
       std::unordered_map<int, memory> args = p.args;
       if (p.x_reorder) {
         plan.Add(p.x_reorder, {{DNNL_ARG_FROM, x_user}, {DNNL_ARG_TO, args[DNNL_ARG_SRC]}});
@@ -442,6 +450,12 @@ class ConvKernel : public OneDnnKernel {
     return {group_, wd[0] / group_, wd[1], wd[2], wd[3]};
   }
 
+  // The output as the node declares it, for logical [N, C, H, W] dims: NCHW, or NHWC
+  // (output_layout, the same bytes as the Transpose it replaced would have made).
+  memory::desc UserDst(const Dims& y) const {
+    return nhwc_out_ ? memory::desc(y, kF32, Tag::nhwc) : PlainDesc(y);
+  }
+
   // Cache budget per thread for the blocked intermediate of one batch chunk (a share of L2).
   static constexpr int64_t kChunkBytesPerThread = int64_t{1} << 20;
 
@@ -449,6 +463,7 @@ class ConvKernel : public OneDnnKernel {
   int64_t group_;
   bool has_bias_;
   bool bf16_;
+  bool nhwc_out_;  // output_layout NHWC: the output is [N, H, W, C]
   Activation act_;
   std::optional<ConstWeights> weights_;
   Tensor bias_;                     // empty unless a constant

@@ -1,5 +1,7 @@
 // Reference kernels of the fused ops the optimiser makes (domain "larserve"): the plain Conv or
-// Gemm kernel followed by the activation, exactly as the unfused graph computes it.
+// Gemm kernel followed by the activation, exactly as the unfused graph computes it. FusedConv
+// with output_layout "NHWC" (opt/fuse_conv_transpose.cc) then transposes [N, C, H, W] to
+// [N, H, W, C], as the Transpose it replaced did.
 #include <algorithm>
 #include <cmath>
 
@@ -39,7 +41,25 @@ Status FusedKernel(const graph::Node& node, int64_t opset, std::span<const Tenso
   if (!base) return LARSERVE_INTERNAL_ERROR(std::string("no reference kernel for ") + kBase);
   RETURN_IF_ERROR(base(node, opset, inputs, outputs));
   if (outputs.empty()) return LARSERVE_INTERNAL_ERROR("fused base kernel produced no output");
-  return ApplyActivation(node, outputs[0]);
+  RETURN_IF_ERROR(ApplyActivation(node, outputs[0]));
+  const std::string layout = node.GetString("output_layout", "NCHW");
+  if (layout == "NCHW") return Status::Ok();
+  const Tensor& y = outputs[0];
+  if (layout != "NHWC" || y.shape().rank() != 4 || y.dtype() != DType::kFloat32) {
+    return InvalidArgument(node.Describe() + ": output_layout '" + layout +
+                           "' (expected NCHW, or NHWC with a rank-4 float32 output)");
+  }
+  const int64_t n = y.shape()[0], c = y.shape()[1], h = y.shape()[2], w = y.shape()[3];
+  ASSIGN_OR_RETURN(Tensor t, Tensor::Create(DType::kFloat32, Shape{n, h, w, c}));
+  const float* src = y.Span<const float>().data();
+  float* dst = t.Span<float>().data();
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      for (int64_t p = 0; p < h * w; ++p) dst[(b * h * w + p) * c + ch] = src[(b * c + ch) * h * w + p];
+    }
+  }
+  outputs[0] = std::move(t);
+  return Status::Ok();
 }
 
 constexpr char kConv[] = "Conv";
