@@ -171,13 +171,20 @@ Status Engine::Finalize() {
 namespace {
 
 // Median time of one run of `kernel` on `inputs`, after a warm-up run that builds its
-// primitives: at least kMinRuns runs and kMinSeconds in all, at most kMaxRuns.
-StatusOr<double> TimeKernel(const NodeKernel& kernel, std::span<const Tensor> inputs) {
+// primitives: at least kMinRuns runs and kMinSeconds in all, at most kMaxRuns. A candidate whose
+// warm-up run alone takes more than kGiveUpFactor x `best_ms` (the fastest so far; 0: none) is
+// not timed further: its warm-up time is returned (it cannot win, and a pathological candidate,
+// such as a reference-loop fallback, would otherwise hold the build for minutes).
+StatusOr<double> TimeKernel(const NodeKernel& kernel, std::span<const Tensor> inputs,
+                            double best_ms) {
   constexpr int kMinRuns = 3, kMaxRuns = 50;
-  constexpr double kMinSeconds = 0.05;
+  constexpr double kMinSeconds = 0.05, kGiveUpFactor = 10;
   std::unique_ptr<KernelState> state = kernel.CreateState();
   std::vector<Tensor> outputs;
+  Timer warm_up;
   RETURN_IF_ERROR(kernel.Run(inputs, outputs, state.get()));
+  const double warm_up_ms = warm_up.Seconds() * 1e3;
+  if (best_ms > 0 && warm_up_ms > kGiveUpFactor * best_ms) return warm_up_ms;
   std::vector<double> times;
   Timer total;
   while (static_cast<int>(times.size()) < kMaxRuns &&
@@ -274,7 +281,7 @@ StatusOr<std::unique_ptr<NodeKernel>> Engine::CompileNode(const Backend& backend
   std::string failures;
   for (const std::string& name : names) {
     auto kernel = backend.CompileTactic(graph_, node, options_, name);
-    StatusOr<double> ms = kernel.ok() ? TimeKernel(**kernel, inputs) : kernel.status();
+    StatusOr<double> ms = kernel.ok() ? TimeKernel(**kernel, inputs, best) : kernel.status();
     if (!ms.ok()) {
       // A tactic that cannot run these shapes is not a candidate; the others still are.
       failures += "; " + name + ": " + ms.status().message();

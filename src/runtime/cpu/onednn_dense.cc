@@ -312,8 +312,12 @@ class ConvKernel : public OneDnnKernel {
     bool blocked = true;
     auto choose = [&]() {
       if (tactic_ == ConvTactic::kPlain) {
+        // Plain layouts unless oneDNN has only its reference loops for them (an NHWC
+        // destination from an NCHW source, for one): those are orders of magnitude slower.
         blocked = false;
-        if (Pd plain = make_pd(n, false)) return plain;
+        if (Pd plain = make_pd(n, false); plain && !StartsWith(plain.impl_info_str(), "ref")) {
+          return plain;
+        }
       }
       blocked = true;
       Pd best = make_pd(n, true);
