@@ -11,6 +11,7 @@
 #include "larserve/serve/http_server.h"
 #include "larserve/serve/metrics.h"
 #include "larserve/serve/model_repository.h"
+#include "larserve/serve/shared_memory.h"
 
 namespace larserve::apps {
 namespace {
@@ -53,12 +54,15 @@ int RunServe(const ServeArgs& a) {
   }
   // Tests and scripts read the ports from the "listening on" lines (chosen by the system for
   // port 0); the gRPC line comes first.
+  // Shared memory regions registered through either frontend serve both (as in Triton).
+  auto shared_memory = std::make_shared<serve::SharedMemoryManager>();
   std::unique_ptr<serve::GrpcServer> grpc;
   if (a.grpc_port >= 0) {
     serve::GrpcServerOptions go;
     go.host = a.host;
     go.port = a.grpc_port;
     go.max_message_bytes = a.max_message_mb << 20;
+    go.shared_memory = shared_memory;
     auto started = serve::GrpcServer::Start(repository->get(), go);
     if (!started.ok()) return Fail("serve", started.status().message());
     grpc = std::move(started).value();
@@ -71,6 +75,7 @@ int RunServe(const ServeArgs& a) {
     ho.port = a.http_port;
     ho.max_request_bytes = static_cast<std::size_t>(a.max_message_mb) << 20;
     ho.threads = a.http_threads;
+    ho.shared_memory = shared_memory;
     auto started = serve::HttpServer::Start(repository->get(), ho);
     if (!started.ok()) return Fail("serve", started.status().message());
     http = std::move(started).value();
@@ -121,7 +126,8 @@ void RegisterServe(CLI::App& app, RunFn* run) {
                   "Prometheus metrics port, GET /metrics (0: any free port, printed; -1: off)")
       ->check(CLI::Range(-1, 65535));
   cmd->add_option("--http-threads", a->http_threads,
-                  "HTTP workers, i.e. connections served at once (0: max(16, 2 x cores))")
+                  "most HTTP workers, i.e. connections served at once, started as connections "
+                  "arrive (0: 1024)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--model-control-mode", a->model_control_mode,
                   "none: load every model at start; explicit: only on RepositoryModelLoad");

@@ -2,10 +2,17 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include "larserve/proto/grpc_service.grpc.pb.h"
 #include "larserve/version.h"
@@ -36,30 +43,79 @@ StatusOr<Tensor> FromContents(const Values& values, const InputDecl& decl,
   return t;
 }
 
-// Input k of a ModelInferRequest as a tensor: datatype, shape and byte count checked, data
-// from raw_input_contents or from the typed contents (never both, FP16/BF16 only raw).
-StatusOr<Tensor> InputTensor(const inference::ModelInferRequest& req, int k) {
+using ParameterMap = google::protobuf::Map<std::string, inference::InferParameter>;
+
+// A non-negative integer parameter, sent as int64 (tritonclient) or uint64.
+StatusOr<uint64_t> UIntParameter(const inference::InferParameter& p, const std::string& where,
+                                 const char* key) {
+  if (p.parameter_choice_case() == inference::InferParameter::kUint64Param) {
+    return p.uint64_param();
+  }
+  if (p.parameter_choice_case() == inference::InferParameter::kInt64Param &&
+      p.int64_param() >= 0) {
+    return static_cast<uint64_t>(p.int64_param());
+  }
+  return InvalidArgument(where + ": parameter '" + key + "' must be a non-negative integer");
+}
+
+// A tensor's shared memory parameters (system shared memory extension): none without
+// "shared_memory_region".
+StatusOr<std::optional<SharedMemoryRef>> SharedMemoryParameters(const ParameterMap& params,
+                                                                const std::string& where) {
+  auto region = params.find("shared_memory_region");
+  if (region == params.end()) return std::optional<SharedMemoryRef>();
+  if (region->second.parameter_choice_case() != inference::InferParameter::kStringParam) {
+    return InvalidArgument(where + ": parameter 'shared_memory_region' must be a string");
+  }
+  SharedMemoryRef ref;
+  ref.region = region->second.string_param();
+  auto size = params.find("shared_memory_byte_size");
+  if (size == params.end()) {
+    return InvalidArgument(where + ": 'shared_memory_region' needs 'shared_memory_byte_size'");
+  }
+  ASSIGN_OR_RETURN(ref.byte_size, UIntParameter(size->second, where, "shared_memory_byte_size"));
+  if (auto offset = params.find("shared_memory_offset"); offset != params.end()) {
+    ASSIGN_OR_RETURN(ref.offset, UIntParameter(offset->second, where, "shared_memory_offset"));
+  }
+  return std::optional<SharedMemoryRef>(std::move(ref));
+}
+
+// Input k of a ModelInferRequest as a tensor: datatype, shape and byte count checked, data from
+// shared memory, raw_input_contents (the next one, `*raw`) or the typed contents (one source
+// only; FP16/BF16 never typed).
+StatusOr<Tensor> InputTensor(const inference::ModelInferRequest& req, int k,
+                             const std::optional<SharedMemoryRef>& shm, int* raw,
+                             const SharedMemoryManager& manager, SharedMemoryUse* use) {
   const auto& in = req.inputs(k);
   const std::string where = InputWhere(req.model_name(), in.name());
   ASSIGN_OR_RETURN(InputDecl decl,
                    CheckInputDecl(where, in.datatype(),
                                   std::vector<int64_t>(in.shape().begin(), in.shape().end())));
+  if (shm) {
+    if (in.has_contents()) {
+      return InvalidArgument(where +
+                             " has typed contents and shared memory parameters: use one or the "
+                             "other");
+    }
+    return InputFromSharedMemory(manager, *shm, decl, where, use);
+  }
   if (req.raw_input_contents_size() > 0) {
     if (in.has_contents()) {
       return InvalidArgument(where +
                              " has typed contents while the request also carries "
                              "raw_input_contents: use one or the other");
     }
-    if (req.raw_input_contents_size() != req.inputs_size()) {
-      return InvalidArgument("model '" + req.model_name() +
-                             "': " + std::to_string(req.raw_input_contents_size()) +
-                             " raw_input_contents for " + std::to_string(req.inputs_size()) +
-                             " inputs; there must be one per input, in the order of inputs");
+    const std::string& bytes = req.raw_input_contents((*raw)++);
+    RETURN_IF_ERROR(CheckInputBytes(where, bytes.size(), decl));
+    // No copy: a view of the request's bytes, which the caller keeps alive (and unchanged) until
+    // the response is sent. Element-misaligned bytes (not seen from protobuf's heap strings) are
+    // copied, as kernels may rely on the alignment of their element type.
+    if (decl.bytes > 0 &&
+        reinterpret_cast<uintptr_t>(bytes.data()) % DTypeSize(decl.dtype) == 0) {
+      return Tensor::View(decl.dtype, Shape(decl.shape), const_cast<char*>(bytes.data()));
     }
-    const std::string& raw = req.raw_input_contents(k);
-    RETURN_IF_ERROR(CheckInputBytes(where, raw.size(), decl));
     ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
-    if (decl.bytes > 0) std::memcpy(t.data(), raw.data(), decl.bytes);
+    if (decl.bytes > 0) std::memcpy(t.data(), bytes.data(), decl.bytes);
     return t;
   }
   if (!in.has_contents()) return InvalidArgument(where + " carries no data");
@@ -89,15 +145,42 @@ StatusOr<Tensor> InputTensor(const inference::ModelInferRequest& req, int k) {
   }
 }
 
-// The scheduler's request for a ModelInferRequest.
-StatusOr<InferRequest> ToInferRequest(const inference::ModelInferRequest& req) {
+// The scheduler's request for a ModelInferRequest. Raw inputs are views of `req`'s bytes and
+// inputs in shared memory views of their regions: `req` and `use` (the regions read and written)
+// must outlive the scheduler's response callback.
+StatusOr<InferRequest> ToInferRequest(const inference::ModelInferRequest& req,
+                                      const SharedMemoryManager& manager, SharedMemoryUse* use) {
   InferRequest r;
   r.id = req.id();
+  // As Triton: raw_input_contents are for the inputs not in shared memory, one each, in order.
+  std::vector<std::optional<SharedMemoryRef>> shm(static_cast<std::size_t>(req.inputs_size()));
+  int raw_inputs = 0;
   for (int k = 0; k < req.inputs_size(); ++k) {
-    ASSIGN_OR_RETURN(Tensor t, InputTensor(req, k));
+    ASSIGN_OR_RETURN(shm[k],
+                     SharedMemoryParameters(req.inputs(k).parameters(),
+                                            InputWhere(req.model_name(), req.inputs(k).name())));
+    if (!shm[k]) ++raw_inputs;
+  }
+  if (req.raw_input_contents_size() > 0 && req.raw_input_contents_size() != raw_inputs) {
+    return InvalidArgument("model '" + req.model_name() +
+                           "': " + std::to_string(req.raw_input_contents_size()) +
+                           " raw_input_contents for " + std::to_string(raw_inputs) +
+                           " inputs; there must be one per input (not counting inputs in "
+                           "shared memory), in the order of inputs");
+  }
+  int raw = 0;
+  r.inputs.reserve(static_cast<std::size_t>(req.inputs_size()));
+  for (int k = 0; k < req.inputs_size(); ++k) {
+    ASSIGN_OR_RETURN(Tensor t, InputTensor(req, k, shm[k], &raw, manager, use));
     r.inputs.push_back({req.inputs(k).name(), std::move(t)});
   }
-  for (const auto& o : req.outputs()) r.outputs.push_back(o.name());
+  for (const auto& o : req.outputs()) {
+    r.outputs.push_back(o.name());
+    const std::string where = "model '" + req.model_name() + "': output '" + o.name() + "'";
+    ASSIGN_OR_RETURN(std::optional<SharedMemoryRef> ref,
+                     SharedMemoryParameters(o.parameters(), where));
+    if (ref) RETURN_IF_ERROR(BindOutputToSharedMemory(manager, o.name(), *ref, where, use));
+  }
   if (auto it = req.parameters().find("timeout"); it != req.parameters().end()) {
     if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param ||
         it->second.int64_param() < 0) {
@@ -110,8 +193,10 @@ StatusOr<InferRequest> ToInferRequest(const inference::ModelInferRequest& req) {
   return r;
 }
 
-void FillResponse(const LoadedModel& model, InferResponse&& out,
-                  inference::ModelInferResponse* resp) {
+// The response message; outputs bound to shared memory are written there and sent without data
+// (an empty raw_output_contents keeps them in step with the outputs, as Triton does).
+Status FillResponse(const LoadedModel& model, InferResponse&& out, const SharedMemoryUse* use,
+                    inference::ModelInferResponse* resp) {
   resp->set_model_name(model.name);
   resp->set_model_version(std::to_string(model.version));
   resp->set_id(out.id);
@@ -120,8 +205,25 @@ void FillResponse(const LoadedModel& model, InferResponse&& out,
     t->set_name(o.name);
     t->set_datatype(std::string(DTypeName(o.tensor.dtype())));
     for (int64_t d : o.tensor.shape().dims()) t->add_shape(d);
+    if (use != nullptr) {
+      if (auto it = use->outputs.find(o.name); it != use->outputs.end()) {
+        RETURN_IF_ERROR(WriteToSharedMemory(
+            o.tensor, it->second, "model '" + model.name + "': output '" + o.name + "'"));
+        auto& params = *t->mutable_parameters();
+        params["shared_memory_region"].set_string_param(it->second.ref.region);
+        params["shared_memory_byte_size"].set_int64_param(
+            static_cast<int64_t>(it->second.ref.byte_size));
+        if (it->second.ref.offset != 0) {
+          params["shared_memory_offset"].set_int64_param(
+              static_cast<int64_t>(it->second.ref.offset));
+        }
+        resp->add_raw_output_contents();
+        continue;
+      }
+    }
     resp->add_raw_output_contents(static_cast<const char*>(o.tensor.data()), o.tensor.num_bytes());
   }
+  return Status::Ok();
 }
 
 void FillDuration(const DurationStat& d, inference::StatisticDuration* out) {
@@ -154,6 +256,63 @@ void FillStatistics(const LoadedModel& model, inference::ModelStatistics* out) {
   }
 }
 
+// Sends responses for the instances. Sending one (serialising it, gRPC's batch operation, the
+// socket write, completion kicks to gRPC's threads) costs tens of microseconds, about as much as
+// a one-patch inference: done on the instance thread for every request of a batch, it would hold
+// the instance (and leave its intra-op threads spinning) while requests wait. So when requests
+// are queued for the model, the response goes to these threads and the instance starts the next
+// batch at once; with nothing queued it is sent on the instance thread, saving a thread hand-off
+// on the latency of a lone request.
+class Responder {
+ public:
+  explicit Responder(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Responder() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();  // after the queue is drained
+  }
+
+  // Runs `send` now when the model's instances have no queued work waiting, else on a
+  // responder thread.
+  void Send(const Scheduler& scheduler, std::function<void()> send) {
+    if (scheduler.Queued() == 0) {
+      send();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(send));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      std::function<void()> send = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      send();
+      send = nullptr;  // releases what it captured (the model handle) outside the lock
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
 // ModelStreamInfer: requests are read one after the other and handed to their model's
 // scheduler; responses are written in the order they complete (each carries its request id),
 // one write at a time. The stream ends when the client has finished writing and every response
@@ -161,7 +320,9 @@ void FillStatistics(const LoadedModel& model, inference::ModelStatistics* out) {
 class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferRequest,
                                                      inference::ModelStreamInferResponse> {
  public:
-  explicit StreamReactor(ModelRepository* repository) : repository_(repository) {
+  StreamReactor(ModelRepository* repository, Responder* responder,
+                SharedMemoryManager* shared_memory)
+      : repository_(repository), responder_(responder), shared_memory_(shared_memory) {
     StartRead(&request_);
   }
 
@@ -176,24 +337,33 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
       std::lock_guard<std::mutex> lock(mu_);
       ++in_flight_;
     }
-    auto model = repository_->Get(request_.model_name(), request_.model_version());
-    StatusOr<InferRequest> r =
-        model.ok() ? ToInferRequest(request_) : StatusOr<InferRequest>(model.status());
+    // The message moves out of request_ (the next read fills it again) into a holder that the
+    // response callback keeps alive: the scheduler's input tensors are views of its bytes.
+    auto held = std::make_shared<inference::ModelInferRequest>();
+    held->Swap(&request_);
+    auto use = std::make_shared<SharedMemoryUse>();
+    auto model = repository_->Get(held->model_name(), held->model_version());
+    StatusOr<InferRequest> r = model.ok() ? ToInferRequest(*held, *shared_memory_, use.get())
+                                          : StatusOr<InferRequest>(model.status());
     if (!r.ok()) {
-      Complete(Error(request_.id(), r.status()));
+      Complete(Error(held->id(), r.status()));
     } else {
       ModelHandle handle = *model;
-      handle->scheduler->Enqueue(std::move(r).value(), [this, handle](InferResponse out) {
+      handle->scheduler->Enqueue(std::move(r).value(), [this, handle, held,
+                                                        use](InferResponse out) {
         if (!out.status.ok()) {
           Complete(Error(out.id, out.status));
           return;
         }
-        inference::ModelStreamInferResponse resp;
-        FillResponse(*handle, std::move(out), resp.mutable_infer_response());
-        Complete(std::move(resp));
+        responder_->Send(*handle->scheduler, [this, handle, use, out = std::move(out)]() mutable {
+          inference::ModelStreamInferResponse resp;
+          const std::string id = out.id;
+          Status s = FillResponse(*handle, std::move(out), use.get(), resp.mutable_infer_response());
+          Complete(s.ok() ? std::move(resp) : Error(id, s));
+        });
       });
     }
-    StartRead(&request_);  // request_ was copied into the scheduler's request above
+    StartRead(&request_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -235,6 +405,8 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
   }
 
   ModelRepository* repository_;
+  Responder* responder_;
+  SharedMemoryManager* shared_memory_;
   inference::ModelInferRequest request_;
   std::mutex mu_;
   std::deque<inference::ModelStreamInferResponse> queue_;  // front: being written
@@ -246,7 +418,8 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
 
 class Service final : public inference::GRPCInferenceService::CallbackService {
  public:
-  explicit Service(ModelRepository* repository) : repository_(repository) {}
+  Service(ModelRepository* repository, Responder* responder, SharedMemoryManager* shared_memory)
+      : repository_(repository), responder_(responder), shared_memory_(shared_memory) {}
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx,
                                        const inference::ServerLiveRequest*,
@@ -305,24 +478,35 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
                                        inference::ModelInferResponse* resp) override {
     auto model = repository_->Get(req->model_name(), req->model_version());
     if (!model.ok()) return Done(ctx, model.status());
-    auto r = ToInferRequest(*req);
+    SharedMemoryUse use;
+    auto r = ToInferRequest(*req, *shared_memory_, &use);
     if (!r.ok()) return Done(ctx, r.status());
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     ModelHandle handle = *model;  // keeps the model alive until the response is sent
-    handle->scheduler->Enqueue(std::move(r).value(), [reactor, resp, handle](InferResponse out) {
-      if (!out.status.ok()) {
-        reactor->Finish(ToGrpc(out.status));
-        return;
-      }
-      FillResponse(*handle, std::move(out), resp);
-      reactor->Finish(grpc::Status::OK);
-    });
+    Responder* responder = responder_;
+    // Only requests using shared memory pay for holding it.
+    std::shared_ptr<const SharedMemoryUse> held;
+    if (!use.inputs.empty() || !use.outputs.empty()) {
+      held = std::make_shared<const SharedMemoryUse>(std::move(use));
+    }
+    handle->scheduler->Enqueue(
+        std::move(r).value(), [reactor, resp, handle, responder, held](InferResponse out) {
+          if (!out.status.ok()) {
+            reactor->Finish(ToGrpc(out.status));
+            return;
+          }
+          responder->Send(*handle->scheduler,
+                          [reactor, resp, handle, held, out = std::move(out)]() mutable {
+                            const Status s = FillResponse(*handle, std::move(out), held.get(), resp);
+                            reactor->Finish(ToGrpc(s));
+                          });
+        });
     return reactor;
   }
 
   grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
   ModelStreamInfer(grpc::CallbackServerContext*) override {
-    return new StreamReactor(repository_);
+    return new StreamReactor(repository_, responder_, shared_memory_);
   }
 
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* ctx,
@@ -375,6 +559,34 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     return Done(ctx, repository_->Unload(req->model_name()));
   }
 
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(
+      grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryStatusRequest* req,
+      inference::SystemSharedMemoryStatusResponse* resp) override {
+    auto regions = shared_memory_->Regions(req->name());
+    if (!regions.ok()) return Done(ctx, regions.status());
+    for (const SharedMemoryRegionInfo& r : *regions) {
+      auto& out = (*resp->mutable_regions())[r.name];
+      out.set_name(r.name);
+      out.set_key(r.key);
+      out.set_offset(r.offset);
+      out.set_byte_size(r.byte_size);
+    }
+    return Done(ctx, Status::Ok());
+  }
+
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(
+      grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryRegisterRequest* req,
+      inference::SystemSharedMemoryRegisterResponse*) override {
+    return Done(ctx,
+                shared_memory_->Register(req->name(), req->key(), req->offset(), req->byte_size()));
+  }
+
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(
+      grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryUnregisterRequest* req,
+      inference::SystemSharedMemoryUnregisterResponse*) override {
+    return Done(ctx, shared_memory_->Unregister(req->name()));
+  }
+
  private:
   static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, const Status& s) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -383,11 +595,16 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   }
 
   ModelRepository* repository_;
+  Responder* responder_;
+  SharedMemoryManager* shared_memory_;
 };
 
 }  // namespace
 
 struct GrpcServer::Impl {
+  // Destroyed last: the server's Shutdown waits for the responses it sends.
+  std::unique_ptr<Responder> responder;
+  std::shared_ptr<SharedMemoryManager> shared_memory;
   std::unique_ptr<Service> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -404,7 +621,13 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* reposit
   }
   std::unique_ptr<GrpcServer> s(new GrpcServer());
   s->impl_ = std::make_unique<Impl>();
-  s->impl_->service = std::make_unique<Service>(repository);
+  // A quarter of the cores (at least one) send responses when the instances are busy.
+  s->impl_->responder = std::make_unique<Responder>(
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4)));
+  s->impl_->shared_memory = options.shared_memory ? options.shared_memory
+                                                   : std::make_shared<SharedMemoryManager>();
+  s->impl_->service = std::make_unique<Service>(repository, s->impl_->responder.get(),
+                                                s->impl_->shared_memory.get());
   grpc::ServerBuilder builder;
   const std::string address = options.host.find(':') != std::string::npos
                                   ? "[" + options.host + "]:" + std::to_string(options.port)
@@ -430,6 +653,7 @@ int GrpcServer::port() const { return impl_->port; }
 void GrpcServer::Shutdown() {
   if (impl_->stopped) return;
   impl_->stopped = true;
+  if (!impl_->server) return;  // Start failed
   impl_->server->Shutdown();
   impl_->server->Wait();
 }

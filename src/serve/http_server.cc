@@ -2,13 +2,20 @@
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
+#include <cstdint>
 #include <cstring>
+#include <deque>
 #include <future>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "http_listener.h"
 #include "larserve/serve/model_config.h"
@@ -239,6 +246,7 @@ struct HttpInferRequest {
   InferRequest request;
   bool binary_output_default = false;                      // parameters.binary_data_output
   std::map<std::string, bool, std::less<>> binary_output;  // outputs[].parameters.binary_data
+  SharedMemoryUse shared_memory;  // regions the inputs are read from, the outputs written to
 
   bool Binary(const std::string& output, DType dtype) const {
     // JSON has no 16-bit floats: such outputs go binary whatever was asked (Triton refuses them).
@@ -259,10 +267,32 @@ Status ParseJson(std::string_view text, const std::string& what, json* j) {
   return Status::Ok();
 }
 
+// A tensor's shared memory parameters (system shared memory extension): none without
+// "shared_memory_region".
+StatusOr<std::optional<SharedMemoryRef>> SharedMemoryParameters(const json* params,
+                                                                const std::string& where) {
+  if (params == nullptr) return std::optional<SharedMemoryRef>();
+  const json* region = Member(*params, "shared_memory_region");
+  if (region == nullptr) return std::optional<SharedMemoryRef>();
+  SharedMemoryRef ref;
+  RETURN_IF_ERROR(GetString(*params, "shared_memory_region", where + " parameter", &ref.region,
+                            true));
+  if (Member(*params, "shared_memory_byte_size") == nullptr) {
+    return InvalidArgument(where + ": \"shared_memory_region\" needs \"shared_memory_byte_size\"");
+  }
+  RETURN_IF_ERROR(
+      GetUInt(*params, "shared_memory_byte_size", where + " parameter", &ref.byte_size));
+  RETURN_IF_ERROR(GetUInt(*params, "shared_memory_offset", where + " parameter", &ref.offset));
+  return std::optional<SharedMemoryRef>(std::move(ref));
+}
+
 // An infer request: the JSON header and the binary tensor data after it (binary tensor
-// extension), translated into the scheduler's request.
+// extension), translated into the scheduler's request. Binary inputs may be views of `body`,
+// and inputs in shared memory views of their regions (held in the result's shared_memory): both
+// must outlive the request.
 StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std::string& body,
-                                             const httplib::Request& req) {
+                                             const httplib::Request& req,
+                                             const SharedMemoryManager& shared_memory) {
   const std::string prefix = "model '" + model + "': ";
   std::size_t header_length = body.size();
   if (req.has_header(kHeaderLengthField)) {
@@ -335,10 +365,17 @@ StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std
     ASSIGN_OR_RETURN(InputDecl decl, CheckInputDecl(where, datatype, std::move(shape)));
     ASSIGN_OR_RETURN(const json* in_params, Parameters(in, where));
     const json* data = Member(in, "data");
-    if (in_params != nullptr && Member(*in_params, "shared_memory_region") != nullptr) {
-      return Unimplemented(where +
-                           ": shared memory is not supported; send the tensor in the "
-                           "request body");
+    ASSIGN_OR_RETURN(std::optional<SharedMemoryRef> shm, SharedMemoryParameters(in_params, where));
+    if (shm) {
+      if (data != nullptr || Member(*in_params, "binary_data_size") != nullptr) {
+        return InvalidArgument(where +
+                               " has shared memory parameters and data in the request: use one "
+                               "or the other");
+      }
+      ASSIGN_OR_RETURN(Tensor t, InputFromSharedMemory(shared_memory, *shm, decl, where,
+                                                       &out.shared_memory));
+      out.request.inputs.push_back({std::move(name), std::move(t)});
+      continue;
     }
     if (in_params != nullptr && Member(*in_params, "binary_data_size") != nullptr) {
       if (data != nullptr) {
@@ -352,9 +389,19 @@ StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std
                                " bytes of binary data remain in the request");
       }
       RETURN_IF_ERROR(CheckInputBytes(where, static_cast<std::size_t>(size), decl));
-      ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
-      if (size > 0) std::memcpy(t.data(), binary.data() + offset, decl.bytes);
+      const char* bytes = binary.data() + offset;
       offset += decl.bytes;
+      // No copy where the bytes are aligned for their type: a view of the body, which the
+      // handler keeps until the response is written (Infer waits for it). Otherwise a copy (the
+      // binary part starts wherever the JSON header ends; kernels may rely on the alignment).
+      if (decl.bytes > 0 && reinterpret_cast<uintptr_t>(bytes) % DTypeSize(decl.dtype) == 0) {
+        out.request.inputs.push_back(
+            {std::move(name),
+             Tensor::View(decl.dtype, Shape(decl.shape), const_cast<char*>(bytes))});
+        continue;
+      }
+      ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
+      if (size > 0) std::memcpy(t.data(), bytes, decl.bytes);
       out.request.inputs.push_back({std::move(name), std::move(t)});
       continue;
     }
@@ -386,8 +433,11 @@ StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std
         if (Member(*o_params, "classification") != nullptr) {
           return Unimplemented(owhere + ": the classification extension is not supported");
         }
-        if (Member(*o_params, "shared_memory_region") != nullptr) {
-          return Unimplemented(owhere + ": shared memory is not supported");
+        ASSIGN_OR_RETURN(std::optional<SharedMemoryRef> shm,
+                         SharedMemoryParameters(o_params, owhere));
+        if (shm) {
+          RETURN_IF_ERROR(BindOutputToSharedMemory(shared_memory, name, *shm, owhere,
+                                                   &out.shared_memory));
         }
         RETURN_IF_ERROR(GetBool(*o_params, "binary_data", owhere + " parameter", &binary_data));
       }
@@ -438,6 +488,8 @@ ojson JsonData(const Tensor& t) {
 }
 
 // The response: JSON alone, or (any binary output) the JSON header followed by the outputs' bytes.
+// Outputs bound to shared memory are written there and described without data, with their
+// shared memory parameters.
 void WriteInferResponse(const LoadedModel& model, const HttpInferRequest& request,
                         const InferResponse& out, httplib::Response& res) {
   ojson j;
@@ -452,7 +504,16 @@ void WriteInferResponse(const LoadedModel& model, const HttpInferRequest& reques
     t["name"] = o.name;
     t["datatype"] = std::string(DTypeName(o.tensor.dtype()));
     t["shape"] = o.tensor.shape().dims();
-    if (request.Binary(o.name, o.tensor.dtype())) {
+    if (auto it = request.shared_memory.outputs.find(o.name);
+        it != request.shared_memory.outputs.end()) {
+      const Status s = WriteToSharedMemory(o.tensor, it->second,
+                                           "model '" + model.name + "': output '" + o.name + "'");
+      if (!s.ok()) return ReplyStatus(res, s);
+      ojson p{{"shared_memory_region", it->second.ref.region},
+              {"shared_memory_byte_size", it->second.ref.byte_size}};
+      if (it->second.ref.offset != 0) p["shared_memory_offset"] = it->second.ref.offset;
+      t["parameters"] = std::move(p);
+    } else if (request.Binary(o.name, o.tensor.dtype())) {
       t["parameters"] = ojson{{"binary_data_size", o.tensor.num_bytes()}};
       binary.push_back(&o.tensor);
       binary_bytes += o.tensor.num_bytes();
@@ -534,8 +595,9 @@ constexpr char kModel[] = R"(/v2/models/([^/]+)(?:/versions/([^/]+))?)";
 
 class Frontend {
  public:
-  Frontend(ModelRepository* repository, std::size_t max_body)
-      : repository_(repository), max_body_(max_body) {}
+  Frontend(ModelRepository* repository, std::size_t max_body,
+           std::shared_ptr<SharedMemoryManager> shared_memory)
+      : repository_(repository), max_body_(max_body), shared_memory_(std::move(shared_memory)) {}
 
   void Register(httplib::Server& s) {
     s.Get("/v2/health/live",
@@ -601,12 +663,33 @@ class Frontend {
         ReplyStatus(res, Unimplemented(what + " is not supported by this server"));
       };
     };
-    const std::string shm = R"(/v2/(?:systemsharedmemory|cudasharedmemory)(?:/.*)?)";
+    // System shared memory (Triton's paths); CUDA shared memory is not offered.
+    constexpr char kShm[] = "/v2/systemsharedmemory";
+    constexpr char kRegion[] = "/v2/systemsharedmemory/region/([^/]+)";
+    s.Get(std::string(kShm) + "/status",
+          [this](const httplib::Request&, httplib::Response& res) { ShmStatus("", res); });
+    s.Get(std::string(kRegion) + "/status",
+          [this](const httplib::Request& req, httplib::Response& res) {
+            ShmStatus(req.matches[1].str(), res);
+          });
+    Post(s, std::string(kRegion) + "/register",
+         [this](const httplib::Request& req, std::string& body, httplib::Response& res) {
+           ShmRegister(req.matches[1].str(), body, res);
+         });
+    Post(s, std::string(kShm) + "/unregister",
+         [this](const httplib::Request&, std::string&, httplib::Response& res) {
+           ReplyStatus(res, shared_memory_->Unregister(""));
+         });
+    Post(s, std::string(kRegion) + "/unregister",
+         [this](const httplib::Request& req, std::string&, httplib::Response& res) {
+           ReplyStatus(res, shared_memory_->Unregister(req.matches[1].str()));
+         });
+    const std::string shm = R"(/v2/cudasharedmemory(?:/.*)?)";
     const std::string trace = R"(/v2(?:/models/[^/]+(?:/versions/[^/]+)?)?/trace/setting)";
-    s.Get(shm, unsupported("shared memory"));
+    s.Get(shm, unsupported("CUDA shared memory"));
     Post(s, shm,
-         [f = unsupported("shared memory")](const httplib::Request& req, std::string&,
-                                            httplib::Response& res) { f(req, res); });
+         [f = unsupported("CUDA shared memory")](const httplib::Request& req, std::string&,
+                                                 httplib::Response& res) { f(req, res); });
     s.Get(trace, unsupported("tracing"));
     Post(s, trace,
          [f = unsupported("tracing")](const httplib::Request& req, std::string&,
@@ -671,7 +754,7 @@ class Frontend {
     auto model = repository_->Get(req.matches[1].str(), req.matches[2].str());
     if (!model.ok()) return ReplyStatus(res, model.status());
     ModelHandle handle = *model;  // keeps the model alive until the response is written
-    auto parsed = ParseInferRequest(handle->name, body, req);
+    auto parsed = ParseInferRequest(handle->name, body, req, *shared_memory_);
     if (!parsed.ok()) return ReplyStatus(res, parsed.status());
     // httplib's model: the worker waits for the scheduler's response (the compute runs on the
     // model's instances). The promise is shared with the callback, which may still be returning
@@ -741,8 +824,110 @@ class Frontend {
     ReplyStatus(res, repository_->Unload(name));
   }
 
+  void ShmStatus(const std::string& name, httplib::Response& res) {
+    auto regions = shared_memory_->Regions(name);
+    if (!regions.ok()) return ReplyStatus(res, regions.status());
+    ojson out = ojson::array();
+    for (const SharedMemoryRegionInfo& r : *regions) {
+      out.push_back(ojson{
+          {"name", r.name}, {"key", r.key}, {"offset", r.offset}, {"byte_size", r.byte_size}});
+    }
+    ReplyJson(res, out);
+  }
+
+  // Body: {"key": ..., "offset": ..., "byte_size": ...} (offset optional).
+  void ShmRegister(const std::string& name, const std::string& body, httplib::Response& res) {
+    const std::string what = "the register request for shared memory region '" + name + "'";
+    auto j = OptionalObject(body, what);
+    if (!j.ok()) return ReplyStatus(res, j.status());
+    std::string key;
+    uint64_t offset = 0, byte_size = 0;
+    Status s = GetString(*j, "key", what, &key, true);
+    if (s.ok()) s = GetUInt(*j, "offset", what, &offset);
+    if (s.ok() && Member(*j, "byte_size") == nullptr) {
+      s = InvalidArgument(what + " has no \"byte_size\"");
+    }
+    if (s.ok()) s = GetUInt(*j, "byte_size", what, &byte_size);
+    if (s.ok()) s = shared_memory_->Register(name, key, offset, byte_size);
+    ReplyStatus(res, s);
+  }
+
   ModelRepository* repository_;
   const std::size_t max_body_;
+  std::shared_ptr<SharedMemoryManager> shared_memory_;
+};
+
+// httplib's task queue, growing with demand. httplib ties a worker to each open connection for
+// as long as it stays open (keep-alive), so a fixed pool smaller than the number of clients
+// leaves the others waiting: with perf_analyzer's 16 connections on 16 workers, its statistics
+// query waited minutes. A worker starts whenever a connection arrives and none is idle, up to
+// `max_threads`; beyond that, connections wait for a worker as in httplib's pool. Started
+// workers stay (idle ones cost a stack and nothing else).
+class ElasticTaskQueue : public httplib::TaskQueue {
+ public:
+  explicit ElasticTaskQueue(std::size_t max_threads) : max_threads_(max_threads) {}
+  ~ElasticTaskQueue() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
+      ++idle_;  // the new worker counts as idle until it takes a job
+      try {
+        threads_.emplace_back([this] { Work(); });
+        return;
+      } catch (const std::system_error&) {
+        --idle_;  // no more threads: the job waits for a running worker
+        if (threads_.empty()) {
+          std::function<void()> job = std::move(jobs_.back());
+          jobs_.pop_back();
+          lock.unlock();
+          job();  // no worker at all: serve it on the accepting thread
+          return;
+        }
+      }
+    }
+    lock.unlock();
+    cv_.notify_one();
+  }
+
+  // Called by httplib when the server stops: the queued connections are served, then the
+  // workers end.
+  void shutdown() override {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      threads.swap(threads_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads) t.join();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;  // stopping, nothing left
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      job = nullptr;
+      lock.lock();
+      ++idle_;
+    }
+  }
+
+  const std::size_t max_threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;  // workers waiting for a job (or starting)
+  bool stopping_ = false;
 };
 
 }  // namespace
@@ -761,17 +946,17 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(ModelRepository* reposit
     return InvalidArgument("HTTP worker threads must be 0 (automatic) to 4096, got " +
                            std::to_string(options.threads));
   }
-  std::size_t threads = static_cast<std::size_t>(options.threads);
-  if (threads == 0) {
-    // Each open connection holds a worker while it is open (httplib), and each inference holds
-    // one while it runs: room for a few idle keep-alive clients beside the busy ones.
-    threads = std::max<std::size_t>(16, 2 * std::max(1u, std::thread::hardware_concurrency()));
-  }
+  // Each open connection holds a worker while it is open (httplib), and each inference holds
+  // one while it runs; workers start as connections need them, up to this many.
+  const std::size_t threads =
+      options.threads > 0 ? static_cast<std::size_t>(options.threads) : kDefaultHttpThreads;
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->impl_ = std::make_unique<Impl>();
-  s->impl_->frontend = std::make_unique<Frontend>(repository, options.max_request_bytes);
+  s->impl_->frontend = std::make_unique<Frontend>(
+      repository, options.max_request_bytes,
+      options.shared_memory ? options.shared_memory : std::make_shared<SharedMemoryManager>());
   auto server = std::make_unique<httplib::Server>();
-  server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server->new_task_queue = [threads] { return new ElasticTaskQueue(threads); };
   server->set_payload_max_length(options.max_request_bytes);
   // Responses are written as headers then body: without TCP_NODELAY, Nagle's algorithm and
   // delayed ACKs would add tens of milliseconds to small responses.

@@ -5,6 +5,9 @@
 // Thread-safety: free functions; the repository's own guarantees apply (model_repository.h).
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "larserve/core/status.h"
 #include "larserve/core/tensor.h"
 #include "larserve/serve/model_repository.h"
+#include "larserve/serve/shared_memory.h"
 
 namespace larserve::serve {
 
@@ -49,5 +53,33 @@ StatusOr<InputDecl> CheckInputDecl(const std::string& where, std::string_view da
 // INVALID_ARGUMENT unless `bytes` is the declared byte size: "where has N bytes, expected M for
 // shape [..] FP32".
 Status CheckInputBytes(const std::string& where, std::size_t bytes, const InputDecl& decl);
+
+// Shared memory (shared_memory.h) a request reads or writes; kept by the frontend until the
+// response is sent, so that the regions stay mapped even if unregistered meanwhile.
+struct SharedMemoryUse {
+  std::vector<std::shared_ptr<const SharedMemoryRegion>> inputs;
+  struct Output {
+    SharedMemoryRef ref;
+    SharedMemoryBlock block;
+  };
+  std::map<std::string, Output, std::less<>> outputs;  // by output name
+};
+
+// An input read from shared memory: `ref` must name a registered region, lie within it and hold
+// exactly the declared bytes. A view of the region where it is aligned for the type (else a
+// copy); the region is added to `use->inputs`.
+StatusOr<Tensor> InputFromSharedMemory(const SharedMemoryManager& manager,
+                                       const SharedMemoryRef& ref, const InputDecl& decl,
+                                       const std::string& where, SharedMemoryUse* use);
+
+// A requested output to be written to shared memory, checked now (before inference) and added
+// to `use->outputs`.
+Status BindOutputToSharedMemory(const SharedMemoryManager& manager, const std::string& output,
+                                const SharedMemoryRef& ref, const std::string& where,
+                                SharedMemoryUse* use);
+
+// Writes an output into its block; INVALID_ARGUMENT if the block is smaller than the tensor.
+Status WriteToSharedMemory(const Tensor& tensor, const SharedMemoryUse::Output& out,
+                           const std::string& where);
 
 }  // namespace larserve::serve

@@ -184,6 +184,90 @@ def test_bad_requests_get_the_right_code_and_the_server_keeps_serving(server, cl
     assert infer(client, one).as_numpy(OUT_EM).shape == (1, 3)
 
 
+def test_system_shared_memory(server, client, tmp_path):
+    """Triton's system shared memory extension through tritonclient.grpc and
+    tritonclient.utils.shared_memory: an input read from and an output written to a registered
+    region (with raw_input_contents for none and the other output sent normally), a streamed
+    request using it, the region status, the gRPC codes of bad regions, offsets and sizes, and
+    unregistering."""
+    shm = pytest.importorskip("tritonclient.utils.shared_memory")
+    n = 2
+    x = patches(n, 8)
+    em, mi = local_scores(x, tmp_path)
+    key = f"/larserve_test_grpc_{os.getpid()}"
+    size = x.nbytes + em.nbytes
+    h = shm.create_shared_memory_region("io", key, size)
+    try:
+        shm.set_shared_memory_region(h, [x])
+        client.unregister_system_shared_memory()
+        client.register_system_shared_memory("io", key, size)
+        st = client.get_system_shared_memory_status()
+        assert list(st.regions) == ["io"]
+        assert (st.regions["io"].key, st.regions["io"].offset, st.regions["io"].byte_size) == (key, 0, size)
+
+        inp = grpcclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        inp.set_shared_memory("io", x.nbytes)
+        out_em = grpcclient.InferRequestedOutput(OUT_EM)
+        out_em.set_shared_memory("io", em.nbytes, offset=x.nbytes)
+        r = client.infer(MODEL, [inp], outputs=[out_em, grpcclient.InferRequestedOutput(OUT_MI)])
+        resp = r.get_response()
+        assert [o.name for o in resp.outputs] == [OUT_EM, OUT_MI] and len(resp.raw_output_contents) == 2
+        assert resp.raw_output_contents[0] == b"" and list(resp.outputs[0].shape) == [n, 3]
+        assert resp.outputs[0].parameters["shared_memory_region"].string_param == "io"
+        np.testing.assert_allclose(shm.get_contents_as_numpy(h, np.float32, [n, 3], offset=x.nbytes),
+                                   em, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(r.as_numpy(OUT_MI), mi, rtol=1e-5, atol=1e-7)
+
+        # Streaming: the input from shared memory.
+        results = []
+        done = threading.Event()
+
+        def callback(result, error):
+            results.append((result, error))
+            done.set()
+
+        stream_client = grpcclient.InferenceServerClient(server.url)
+        stream_client.start_stream(callback=callback)
+        stream_client.async_stream_infer(MODEL, [inp], request_id="shm")
+        assert done.wait(60)
+        stream_client.stop_stream()
+        result, error = results[0]
+        assert error is None, error
+        np.testing.assert_allclose(result.as_numpy(OUT_EM), em, rtol=1e-5, atol=1e-7)
+
+        def fails(call, code, *words):
+            with pytest.raises(InferenceServerException) as e:
+                call()
+            assert e.value.status() == str(code), e.value
+            for w in words:
+                assert w in e.value.message(), (w, e.value.message())
+
+        fails(lambda: client.register_system_shared_memory("io", key, 16), grpc.StatusCode.ALREADY_EXISTS,
+              "already registered")
+        fails(lambda: client.register_system_shared_memory("x", "/larserve_no_such_key", 16),
+              grpc.StatusCode.INVALID_ARGUMENT, "unable to open")
+        fails(lambda: client.register_system_shared_memory("x", key, 16, offset=size),
+              grpc.StatusCode.INVALID_ARGUMENT, "exceeds the object's")
+        fails(lambda: client.get_system_shared_memory_status("nosuch"), grpc.StatusCode.NOT_FOUND, "nosuch")
+        bad = grpcclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        bad.set_shared_memory("io", x.nbytes, offset=em.nbytes + 4)
+        fails(lambda: client.infer(MODEL, [bad]), grpc.StatusCode.INVALID_ARGUMENT, "exceeds the", "'io'")
+        bad = grpcclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        bad.set_shared_memory("nosuch", x.nbytes)
+        fails(lambda: client.infer(MODEL, [bad]), grpc.StatusCode.INVALID_ARGUMENT, "'nosuch'", IN)
+        small = grpcclient.InferRequestedOutput(OUT_MI)
+        small.set_shared_memory("io", 4)
+        fails(lambda: client.infer(MODEL, [inp], outputs=[small]), grpc.StatusCode.INVALID_ARGUMENT,
+              "too small", OUT_MI)
+        client.unregister_system_shared_memory("io")
+        assert list(client.get_system_shared_memory_status().regions) == []
+        fails(lambda: client.infer(MODEL, [inp]), grpc.StatusCode.INVALID_ARGUMENT, "'io'")
+        assert infer(client, x).as_numpy(OUT_EM).shape == (n, 3)
+    finally:
+        client.unregister_system_shared_memory()
+        shm.destroy_shared_memory_region(h)
+
+
 def test_unload_and_load(client):
     client.unload_model(MODEL)
     assert not client.is_model_ready(MODEL)

@@ -131,6 +131,31 @@ def test_async_infer_concurrency_keeps_ids_and_forms_batches(server, client, tmp
         assert s[key]["count"] >= n and s[key]["ns"] > 0, key
 
 
+def test_more_open_connections_than_a_fixed_pool_had_workers(server, tmp_path):
+    """httplib ties a worker to each open (keep-alive) connection; workers now start as
+    connections arrive, so 40 connections held open at once (the fixed pool had 16 workers) are
+    all answered, each at once, not after another connection's 5 s keep-alive timeout."""
+    x = patches(1, 5)
+    em, _ = local_scores(x, tmp_path)
+    body = json.dumps({"inputs": [{"name": IN, "datatype": "FP32", "shape": [1, 48, 48, 1],
+                                   "data": x.ravel().tolist()}],
+                       "outputs": [{"name": OUT_EM}]})
+    conns = [http.client.HTTPConnection(server.http, timeout=3) for _ in range(40)]
+    try:
+        for round_ in range(2):  # the second round reuses the kept-alive connections
+            for k, conn in enumerate(conns):
+                conn.request("POST", f"/v2/models/{MODEL}/infer", body=body,
+                             headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                out = json.loads(r.read())
+                assert r.status == 200, (round_, k, out)
+                got = np.array(out["outputs"][0]["data"], dtype=np.float32).reshape(1, 3)
+                np.testing.assert_allclose(got, em, rtol=1e-5, atol=1e-7)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def test_grpc_and_http_requests_share_statistics(server, client):
     g = grpcclient.InferenceServerClient(server.grpc)
     before = client.get_inference_statistics(MODEL, "1")["model_stats"][0]
@@ -238,11 +263,95 @@ def test_errors_through_tritonclient_and_other_endpoints(server, client):
     assert e.value.status() == "404"
     status, _, raw = request(server.http, "GET", "/v2/no/such/path")
     assert status == 404 and "error" in json.loads(raw)
-    status, _, raw = request(server.http, "GET", "/v2/systemsharedmemory/status")
-    assert status == 501 and "shared memory" in json.loads(raw)["error"]
+    status, _, raw = request(server.http, "GET", "/v2/cudasharedmemory/status")
+    assert status == 501 and "CUDA shared memory" in json.loads(raw)["error"]
     status, _, raw = request(server.http, "POST", "/v2/repository/models/broken/load", b"{}")
     assert status != 200 and "broken" in json.loads(raw)["error"]
     assert client.is_server_live()
+
+
+def test_system_shared_memory(server, client, tmp_path):
+    """Triton's system shared memory extension through tritonclient.http and
+    tritonclient.utils.shared_memory: inputs read from and outputs written to registered regions
+    (at offsets), the status of the regions, regions registered over HTTP used over gRPC and the
+    other way round, and clear errors for bad regions, offsets and sizes."""
+    shm = pytest.importorskip("tritonclient.utils.shared_memory")
+    n = 3
+    x = patches(n, 6)
+    em, mi = local_scores(x, tmp_path)
+    in_bytes, em_bytes, mi_bytes = x.nbytes, em.nbytes, mi.nbytes
+    key = f"/larserve_test_http_{os.getpid()}"
+    h = shm.create_shared_memory_region("io", key, 64 + in_bytes + em_bytes + mi_bytes)
+    g = grpcclient.InferenceServerClient(server.grpc)
+    try:
+        shm.set_shared_memory_region(h, [x], offset=64)
+        client.unregister_system_shared_memory()
+        client.register_system_shared_memory("io", key, 64 + in_bytes + em_bytes + mi_bytes)
+        status = client.get_system_shared_memory_status()
+        assert status == [{"name": "io", "key": key, "offset": 0,
+                           "byte_size": 64 + in_bytes + em_bytes + mi_bytes}], status
+        assert client.get_system_shared_memory_status("io") == status
+        # The same region seen through gRPC (one manager for both frontends, as in Triton).
+        gstatus = g.get_system_shared_memory_status()
+        assert list(gstatus.regions) == ["io"] and gstatus.regions["io"].key == key
+
+        inp = httpclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        inp.set_shared_memory("io", in_bytes, offset=64)
+        out_em = httpclient.InferRequestedOutput(OUT_EM)
+        out_em.set_shared_memory("io", em_bytes, offset=64 + in_bytes)
+        out_mi = httpclient.InferRequestedOutput(OUT_MI, binary_data=True)  # not in shared memory
+        r = client.infer(MODEL, [inp], outputs=[out_em, out_mi])
+        got = {o["name"]: o for o in r.get_response()["outputs"]}
+        assert got[OUT_EM]["shape"] == [n, 3] and "data" not in got[OUT_EM]
+        assert got[OUT_EM]["parameters"] == {"shared_memory_region": "io", "shared_memory_byte_size": em_bytes,
+                                             "shared_memory_offset": 64 + in_bytes}
+        np.testing.assert_allclose(shm.get_contents_as_numpy(h, np.float32, [n, 3], offset=64 + in_bytes),
+                                   em, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(r.as_numpy(OUT_MI), mi, rtol=1e-5, atol=1e-7)
+
+        # A region registered over gRPC, at an offset into the object, used over HTTP.
+        client.unregister_system_shared_memory("io")
+        assert client.get_system_shared_memory_status() == []
+        g.register_system_shared_memory("in_only", key, in_bytes, offset=64)
+        inp = httpclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        inp.set_shared_memory("in_only", in_bytes)
+        r = client.infer(MODEL, [inp])
+        np.testing.assert_allclose(r.as_numpy(OUT_EM), em, rtol=1e-5, atol=1e-7)
+
+        def fails(call, *words, code="400"):
+            with pytest.raises(InferenceServerException) as e:
+                call()
+            assert e.value.status() == code, e.value
+            for w in words:
+                assert w in e.value.message(), (w, e.value.message())
+
+        fails(lambda: client.register_system_shared_memory("in_only", key, 16), "already registered")
+        fails(lambda: client.register_system_shared_memory("nokey", "/larserve_no_such_key", 16), "unable to open",
+              "/larserve_no_such_key")
+        fails(lambda: client.register_system_shared_memory("big", key, 64 + in_bytes + em_bytes + mi_bytes + 1),
+              "exceeds the object's")
+        fails(lambda: client.register_system_shared_memory("empty", key, 0), "byte_size must be positive")
+        fails(lambda: client.get_system_shared_memory_status("nosuch"), "nosuch", code="404")
+        bad = httpclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        bad.set_shared_memory("nosuch", in_bytes)
+        fails(lambda: client.infer(MODEL, [bad]), "no shared memory region 'nosuch'", IN)
+        bad.set_shared_memory("in_only", in_bytes, offset=4)
+        fails(lambda: client.infer(MODEL, [bad]), "exceeds the", "in_only")
+        bad = httpclient.InferInput(IN, [n, 48, 48, 1], "FP32")
+        bad.set_shared_memory("in_only", in_bytes - 4)
+        fails(lambda: client.infer(MODEL, [bad]), "shared_memory_byte_size", str(in_bytes))
+        small = httpclient.InferRequestedOutput(OUT_EM)
+        small.set_shared_memory("in_only", em_bytes - 4)
+        fails(lambda: client.infer(MODEL, [inp], outputs=[small]), "too small", OUT_EM)
+        # Unregistering everything (an unknown name is no error, as in Triton).
+        client.unregister_system_shared_memory("nosuch")
+        client.unregister_system_shared_memory()
+        assert client.get_system_shared_memory_status() == []
+        fails(lambda: client.infer(MODEL, [inp]), "no shared memory region 'in_only'")
+        assert client.is_server_live()
+    finally:
+        client.unregister_system_shared_memory()
+        shm.destroy_shared_memory_region(h)
 
 
 def metric_values(text, name):

@@ -60,7 +60,7 @@ TEST(ModelConfig, ParsesTheShippedConfig) {
   ASSERT_TRUE(c.has_dynamic_batching());
   EXPECT_EQ(c.dynamic_batching().preferred_batch_size_size(), 1);
   EXPECT_EQ(c.dynamic_batching().preferred_batch_size(0), 256);
-  EXPECT_EQ(c.dynamic_batching().max_queue_delay_microseconds(), 100u);
+  EXPECT_EQ(c.dynamic_batching().max_queue_delay_microseconds(), 0u);
   EXPECT_TRUE(ValidateModelConfig(c).ok()) << ValidateModelConfig(c).ToString();
 
   auto settings = EngineSettingsFromConfig(c);
@@ -79,7 +79,7 @@ TEST(ModelConfig, ParsesTheShippedConfig) {
   EXPECT_EQ(sched->batching.max_batch_size, 65536);
   EXPECT_TRUE(sched->batching.dynamic);
   EXPECT_EQ(sched->batching.preferred_batch_sizes, (std::vector<int64_t>{256}));
-  EXPECT_EQ(sched->batching.max_queue_delay_us, 100u);
+  EXPECT_EQ(sched->batching.max_queue_delay_us, 0u);
   EXPECT_EQ(sched->batching.max_queue_size, 0);
 }
 
@@ -401,7 +401,7 @@ TEST(ModelConfig, JsonAsTritonWritesIt) {
   EXPECT_EQ(j["output"][0]["dims"], nlohmann::json::parse("[3]"));
   EXPECT_EQ(j["dynamic_batching"]["preferred_batch_size"], nlohmann::json::parse("[256]"));
   EXPECT_TRUE(j["dynamic_batching"]["max_queue_delay_microseconds"].is_number());
-  EXPECT_EQ(j["dynamic_batching"]["max_queue_delay_microseconds"], 100);
+  EXPECT_EQ(j["dynamic_batching"]["max_queue_delay_microseconds"], 0);
   EXPECT_EQ(j["instance_group"][0]["kind"], "KIND_CPU");
   EXPECT_EQ(j["instance_group"][0]["count"], 1);
   EXPECT_EQ(j["version_policy"]["latest"]["num_versions"], 1);

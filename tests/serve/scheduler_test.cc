@@ -8,6 +8,7 @@
 // batches that form afterwards are deterministic.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -629,6 +630,89 @@ TEST(SchedulerTest, FullQueueRejectsAndCounts) {
   EXPECT_EQ(st.fail.count, 1u);
   EXPECT_EQ(st.success.count, 3u);
   EXPECT_EQ(st.pending, 0);
+}
+
+// Queued() counts the requests waiting for an instance, not the one executing.
+TEST(SchedulerTest, QueuedCountsWaitingRequests) {
+  auto engine = BuildEngine(GemmReluGraph(), "reference");
+  ASSERT_TRUE(engine);
+  auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 0));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->Queued(), 0);
+  Rng rng(21);
+  Gate gate;
+  s->Enqueue(MakeRequest("gate", {{"x", RandomTensor({1, 16}, rng)}}), gate.Callback());
+  gate.WaitEntered();
+  EXPECT_EQ(s->Queued(), 0);
+  Collector collector;
+  for (int i = 0; i < 3; ++i) {
+    s->Enqueue(MakeRequest(std::to_string(i), {{"x", RandomTensor({1, 16}, rng)}}),
+               collector.Callback());
+  }
+  EXPECT_EQ(s->Queued(), 3);
+  gate.Release();
+  collector.WaitFor(3);
+  EXPECT_EQ(s->Queued(), 0);
+}
+
+// The queue statistic counts from Enqueue (Triton's queue start), not from the request's arrival
+// at the frontend; success counts from the arrival.
+TEST(SchedulerTest, QueueTimeCountsFromEnqueue) {
+  auto engine = BuildEngine(GemmReluGraph(), "reference");
+  ASSERT_TRUE(engine);
+  auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 0));
+  ASSERT_TRUE(s);
+  Rng rng(22);
+  InferRequest r = MakeRequest("old", {{"x", RandomTensor({1, 16}, rng)}});
+  r.arrival = Clock::now() - std::chrono::seconds(100);  // a (very) slow frontend
+  ASSERT_TRUE(Call(*s, std::move(r)).status.ok());
+  const ModelStats st = s->Stats();
+  ExpectStatsConsistent(st, 1, 1);
+  EXPECT_GE(st.success.ns, 100'000'000'000u);
+  EXPECT_LT(st.queue.ns, 50'000'000'000u);
+}
+
+// Inputs may be views of memory the caller owns (the gRPC and HTTP frontends pass views of the
+// request message): alone they run in place, in a batch they are copied; the results are those
+// of the engine and the caller's bytes are left as they were.
+TEST(SchedulerTest, InputViewsOfCallerMemory) {
+  auto engine = BuildEngine(GemmReluGraph(), Backends().back());  // cpu where built
+  ASSERT_TRUE(engine);
+  auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 0));
+  ASSERT_TRUE(s);
+  Rng rng(23);
+  constexpr int kRequests = 4;
+  std::vector<float> memory(kRequests * 2 * 16);
+  for (float& v : memory) v = static_cast<float>(rng.Normal());
+  const std::vector<float> original = memory;
+  std::vector<Tensor> views, expected;
+  for (int i = 0; i < kRequests; ++i) {
+    views.push_back(Tensor::View(DType::kFloat32, Shape{2, 16}, memory.data() + i * 32));
+    Tensor copy = *Tensor::Create(DType::kFloat32, Shape{2, 16});
+    std::copy(memory.begin() + i * 32, memory.begin() + (i + 1) * 32, copy.Span<float>().begin());
+    expected.push_back(RunDirect(*engine, {copy})[0]);
+  }
+  // Alone: the engine runs on the view.
+  InferResponse alone = Call(*s, MakeRequest("alone", {{"x", views[0]}}));
+  ASSERT_TRUE(alone.status.ok()) << alone.status.ToString();
+  EXPECT_TRUE(Close(expected[0], alone.outputs[0].tensor, /*exact=*/true));
+  // Batched: the gate holds the instance until all are queued, then they run together.
+  Gate gate;
+  s->Enqueue(MakeRequest("gate", {{"x", RandomTensor({1, 16}, rng)}}), gate.Callback());
+  gate.WaitEntered();
+  Collector collector;
+  for (int i = 0; i < kRequests; ++i) {
+    s->Enqueue(MakeRequest(std::to_string(i), {{"x", views[i]}}), collector.Callback());
+  }
+  gate.Release();
+  collector.WaitFor(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    InferResponse r = collector.Get(std::to_string(i));
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_TRUE(Close(expected[i], r.outputs[0].tensor)) << i;
+  }
+  EXPECT_EQ(s->Stats().batch_stats.count(2 * kRequests), 1u);
+  EXPECT_EQ(memory, original);
 }
 
 struct TimeoutOutcome {

@@ -4,9 +4,16 @@
 // serve::InferRequests for the model's Scheduler, responses and Statuses go back unchanged
 // (our status codes are gRPC's).
 //
-// Built on gRPC's callback API: ModelInfer returns to gRPC at once and the response is sent
-// from the scheduler's instance thread when the batch it was in has run, so no frontend thread
-// waits for compute and concurrent clients are limited by the instances, not by a thread pool.
+// Built on gRPC's callback API: ModelInfer returns to gRPC at once and the response is sent when
+// the batch it was in has run, from the scheduler's instance thread if no other request waits
+// for the model, else from one of the frontend's responder threads so that the instance starts
+// the next batch at once. No frontend thread waits for compute, and concurrent clients are
+// limited by the instances, not by a thread pool. Raw input bytes are not copied: the engine
+// reads them in the request message (or, alone in a batch, runs on them).
+//
+// System shared memory (shared_memory.h): SystemSharedMemoryRegister/Unregister/Status, and the
+// tensor parameters shared_memory_region/_byte_size/_offset on inputs and requested outputs;
+// outputs written to shared memory come back without data (an empty raw_output_contents).
 //
 // Threading: Start, Port and Shutdown from one thread; everything else runs on gRPC's threads.
 #include <cstdint>
@@ -15,6 +22,7 @@
 
 #include "larserve/core/status.h"
 #include "larserve/serve/model_repository.h"
+#include "larserve/serve/shared_memory.h"
 
 namespace larserve::serve {
 
@@ -23,6 +31,8 @@ struct GrpcServerOptions {
   int port = 8001;                 // 0: any free port (see GrpcServer::port())
   // Largest request or response message (bytes), both directions.
   int max_message_bytes = 64 << 20;
+  // System shared memory regions, shared with the HTTP frontend as in Triton; null: its own.
+  std::shared_ptr<SharedMemoryManager> shared_memory;
 };
 
 class GrpcServer {

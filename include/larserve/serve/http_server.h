@@ -13,7 +13,13 @@
 //   GET  /v2/models/{m}[/versions/{v}]/stats, /v2/models/stats   Triton's statistics JSON
 //   POST /v2/models/{m}[/versions/{v}]/infer      JSON tensors, and the binary tensor extension
 //   POST /v2/repository/index, /v2/repository/models/{m}/load, /v2/repository/models/{m}/unload
-//   shared memory, trace and logging endpoints answer 501.
+//   GET  /v2/systemsharedmemory[/region/{name}]/status      registered regions (JSON array)
+//   POST /v2/systemsharedmemory/region/{name}/register      {"key", "offset", "byte_size"}
+//   POST /v2/systemsharedmemory[/region/{name}]/unregister
+//   CUDA shared memory, trace and logging endpoints answer 501.
+// Inputs and requested outputs with the parameters shared_memory_region, shared_memory_byte_size
+// (and shared_memory_offset) are read from and written to a registered region (shared_memory.h);
+// such outputs come back without data, with those parameters.
 // Binary tensor extension: with the header Inference-Header-Content-Length: N, the body is N bytes
 // of JSON followed by the raw (row-major, little-endian) bytes of the inputs whose parameters
 // carry "binary_data_size", in the order of "inputs". Outputs asked for as binary ("parameters":
@@ -22,10 +28,10 @@
 // data (JSON has no such numbers): such outputs are always sent binary.
 //
 // Threading: httplib's model, one worker per open connection (a keep-alive connection holds its
-// worker until it closes or idles for 5 s). An inference waits on its worker for the scheduler's
-// response, so concurrent HTTP requests are bounded by the worker count (options.threads); the
-// compute itself runs on the scheduler's instances as for gRPC. Start, port and Shutdown from one
-// thread.
+// worker until it closes or idles for 5 s). Workers are started as connections arrive, up to
+// options.threads, so every open connection is served as long as there are fewer. An inference
+// waits on its worker for the scheduler's response; the compute itself runs on the scheduler's
+// instances as for gRPC. Start, port and Shutdown from one thread.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -33,6 +39,7 @@
 
 #include "larserve/core/status.h"
 #include "larserve/serve/model_repository.h"
+#include "larserve/serve/shared_memory.h"
 
 namespace larserve::serve {
 
@@ -42,9 +49,14 @@ struct HttpServerOptions {
   // Largest request body (bytes, after decompression); larger ones get 413. The same limit as
   // the gRPC frontend's max_message_bytes.
   std::size_t max_request_bytes = std::size_t{64} << 20;
-  // Worker threads (connections served at once); 0: max(16, 2 * hardware threads).
+  // Most worker threads (connections served at once), started as connections need them; 0:
+  // kDefaultHttpThreads.
   int threads = 0;
+  // System shared memory regions, shared with the gRPC frontend as in Triton; null: its own.
+  std::shared_ptr<SharedMemoryManager> shared_memory;
 };
+
+inline constexpr std::size_t kDefaultHttpThreads = 1024;
 
 class HttpServer {
  public:

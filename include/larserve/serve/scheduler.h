@@ -9,7 +9,10 @@
 // threads (or on the caller's thread for requests refused at once) and must not block long; a
 // callback must not call Stop or destroy the Scheduler (both join the instance threads).
 // Response tensors keep their data alive (Tensor's shared ownership): they share no memory with
-// the instance's buffers or with other requests' responses.
+// the instance's buffers or with other requests' responses. Input tensors may be views of the
+// caller's memory (Tensor::View), which must stay valid until `done` is called.
+// Instance threads (and their intra-op threads) compute with denormals flushed to zero (x86 FTZ
+// and DAZ), which avoids the slow path of denormal arithmetic.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -38,6 +41,8 @@ struct InferRequest {
   std::vector<std::string> outputs;  // requested outputs; empty = all, in model order
   // Per-request queue timeout (Triton's "timeout" request parameter); 0 = the model's default.
   uint64_t timeout_us = 0;
+  // When the frontend received the request: the success and fail durations count from here; the
+  // queue duration, max_queue_delay and the queue timeout count from Enqueue (as Triton's).
   Clock::time_point arrival = Clock::now();
 };
 
@@ -111,6 +116,10 @@ class Scheduler {
 
   ModelStats Stats() const;
   const SchedulerConfig& config() const;
+  // Requests waiting in the queue for an instance (not those executing); a cheap, relaxed read.
+  // A response callback may use it to decide whether to hand slow work (sending the response)
+  // to another thread so that the instance can start the next batch.
+  int64_t Queued() const;
 
   // Stops accepting requests, fails the queued ones with UNAVAILABLE, waits for running batches.
   void Stop();
