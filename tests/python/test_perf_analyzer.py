@@ -1,7 +1,7 @@
 """NVIDIA's perf_analyzer (the load tool of issue 5: unmodified, taken out of the tritonclient
 2.51.0 wheel by scripts/setup.sh) against `larserve serve` on loopback ports chosen at run time,
-with the production model repository entry (models/emtrkmichel: dynamic batching, 100 us queue
-delay). gRPC and HTTP: a concurrency sweep at batch 1 and a run at batch 8, with perf_analyzer's
+with the production model repository entry (models/emtrkmichel: dynamic batching, preferred batch
+256, no queue delay). gRPC and HTTP: a concurrency sweep at batch 1 and a run at batch 8, with perf_analyzer's
 verbose CSV; the server's own statistics (ModelStatistics through tritonclient) against what
 perf_analyzer sent, batches formed under concurrency, real patches from `--input-data` with the
 responses validated by perf_analyzer, and a clear failure for an unknown model.
