@@ -119,7 +119,8 @@ def test_concurrency_sweep_batch1(pa, server, client, protocol, tmp_path):
     after = stats(client)
     assert_clean(r, out)
     rows = read_csv(tmp_path / "pa.csv")
-    assert [int(row["Concurrency"]) for row in rows] == [1, 2, 3, 4], rows
+    # perf_analyzer orders its CSV rows by throughput, not by concurrency: one row per level.
+    assert sorted(int(row["Concurrency"]) for row in rows) == [1, 2, 3, 4], rows
     for row in rows:
         assert float(row["Inferences/Second"]) > 0, row
         # The verbose CSV carries the server's side (ModelStatistics): queue and compute.
