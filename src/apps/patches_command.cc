@@ -138,7 +138,8 @@ StatusOr<PlaneResult> ProcessPlane(const Job& job, int64_t event_index,
     }
     io::PatchRecord rec;
     rec.category = static_cast<uint8_t>(s.truth.category);
-    rec.label = static_cast<uint8_t>(io::LabelOfCategory(s.truth.category, job.selection->delta_rays));
+    rec.label =
+        static_cast<uint8_t>(io::LabelOfCategory(s.truth.category, job.selection->delta_rays));
     rec.michel = s.truth.category == sim::Category::kMichel ? 1 : 0;
     rec.kind = static_cast<uint8_t>(s.empty ? io::PatchKind::kEmpty : io::PatchKind::kHit);
     rec.event = event_index;

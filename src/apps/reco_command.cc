@@ -468,8 +468,9 @@ int RunReco(const RecoArgs& a) {
   }
 #endif
   if (events_with_truth > 0) {
-    std::printf("  hit efficiency / purity in %% (Michel: score > %.2f; delta rays counted as %s)\n",
-                a.michel_threshold, a.delta_rays.c_str());
+    std::printf(
+        "  hit efficiency / purity in %% (Michel: score > %.2f; delta rays counted as %s)\n",
+        a.michel_threshold, a.delta_rays.c_str());
     std::printf("  plane    hits    track eff/pur    shower eff/pur    michel eff/pur\n");
     auto pct = [](std::optional<double> v) {
       if (!v) return std::string("    -");

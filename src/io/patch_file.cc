@@ -574,7 +574,8 @@ StatusOr<std::unique_ptr<PatchFileReader>> PatchFileReader::Open(const std::stri
     if (H5Aexists(root.get(), "delta_rays") > 0) {
       ASSIGN_OR_RETURN(std::string delta, ReadStringAttr(root.get(), "delta_rays"));
       auto parsed = ParseDeltaRays(delta);
-      if (!parsed.ok()) return InvalidArgument("attribute 'delta_rays': " + parsed.status().message());
+      if (!parsed.ok())
+        return InvalidArgument("attribute 'delta_rays': " + parsed.status().message());
       info.delta_rays = *parsed;
     }
     ASSIGN_OR_RETURN(info.block_rows, ReadScalarAttr<int32_t>(root.get(), "block_rows"));

@@ -57,6 +57,8 @@ class FuseConvTransposePass : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> MakeFuseConvTransposePass() { return std::make_unique<FuseConvTransposePass>(); }
+std::unique_ptr<Pass> MakeFuseConvTransposePass() {
+  return std::make_unique<FuseConvTransposePass>();
+}
 
 }  // namespace larserve::opt

@@ -51,8 +51,7 @@ StatusOr<uint64_t> UIntParameter(const inference::InferParameter& p, const std::
   if (p.parameter_choice_case() == inference::InferParameter::kUint64Param) {
     return p.uint64_param();
   }
-  if (p.parameter_choice_case() == inference::InferParameter::kInt64Param &&
-      p.int64_param() >= 0) {
+  if (p.parameter_choice_case() == inference::InferParameter::kInt64Param && p.int64_param() >= 0) {
     return static_cast<uint64_t>(p.int64_param());
   }
   return InvalidArgument(where + ": parameter '" + key + "' must be a non-negative integer");
@@ -110,8 +109,7 @@ StatusOr<Tensor> InputTensor(const inference::ModelInferRequest& req, int k,
     // No copy: a view of the request's bytes, which the caller keeps alive (and unchanged) until
     // the response is sent. Element-misaligned bytes (not seen from protobuf's heap strings) are
     // copied, as kernels may rely on the alignment of their element type.
-    if (decl.bytes > 0 &&
-        reinterpret_cast<uintptr_t>(bytes.data()) % DTypeSize(decl.dtype) == 0) {
+    if (decl.bytes > 0 && reinterpret_cast<uintptr_t>(bytes.data()) % DTypeSize(decl.dtype) == 0) {
       return Tensor::View(decl.dtype, Shape(decl.shape), const_cast<char*>(bytes.data()));
     }
     ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
@@ -207,8 +205,8 @@ Status FillResponse(const LoadedModel& model, InferResponse&& out, const SharedM
     for (int64_t d : o.tensor.shape().dims()) t->add_shape(d);
     if (use != nullptr) {
       if (auto it = use->outputs.find(o.name); it != use->outputs.end()) {
-        RETURN_IF_ERROR(WriteToSharedMemory(
-            o.tensor, it->second, "model '" + model.name + "': output '" + o.name + "'"));
+        RETURN_IF_ERROR(WriteToSharedMemory(o.tensor, it->second,
+                                            "model '" + model.name + "': output '" + o.name + "'"));
         auto& params = *t->mutable_parameters();
         params["shared_memory_region"].set_string_param(it->second.ref.region);
         params["shared_memory_byte_size"].set_int64_param(
@@ -358,7 +356,8 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
         responder_->Send(*handle->scheduler, [this, handle, use, out = std::move(out)]() mutable {
           inference::ModelStreamInferResponse resp;
           const std::string id = out.id;
-          Status s = FillResponse(*handle, std::move(out), use.get(), resp.mutable_infer_response());
+          Status s =
+              FillResponse(*handle, std::move(out), use.get(), resp.mutable_infer_response());
           Complete(s.ok() ? std::move(resp) : Error(id, s));
         });
       });
@@ -495,11 +494,11 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
             reactor->Finish(ToGrpc(out.status));
             return;
           }
-          responder->Send(*handle->scheduler,
-                          [reactor, resp, handle, held, out = std::move(out)]() mutable {
-                            const Status s = FillResponse(*handle, std::move(out), held.get(), resp);
-                            reactor->Finish(ToGrpc(s));
-                          });
+          responder->Send(
+              *handle->scheduler, [reactor, resp, handle, held, out = std::move(out)]() mutable {
+                const Status s = FillResponse(*handle, std::move(out), held.get(), resp);
+                reactor->Finish(ToGrpc(s));
+              });
         });
     return reactor;
   }
@@ -624,8 +623,8 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* reposit
   // A quarter of the cores (at least one) send responses when the instances are busy.
   s->impl_->responder = std::make_unique<Responder>(
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4)));
-  s->impl_->shared_memory = options.shared_memory ? options.shared_memory
-                                                   : std::make_shared<SharedMemoryManager>();
+  s->impl_->shared_memory =
+      options.shared_memory ? options.shared_memory : std::make_shared<SharedMemoryManager>();
   s->impl_->service = std::make_unique<Service>(repository, s->impl_->responder.get(),
                                                 s->impl_->shared_memory.get());
   grpc::ServerBuilder builder;

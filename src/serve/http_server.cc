@@ -275,8 +275,8 @@ StatusOr<std::optional<SharedMemoryRef>> SharedMemoryParameters(const json* para
   const json* region = Member(*params, "shared_memory_region");
   if (region == nullptr) return std::optional<SharedMemoryRef>();
   SharedMemoryRef ref;
-  RETURN_IF_ERROR(GetString(*params, "shared_memory_region", where + " parameter", &ref.region,
-                            true));
+  RETURN_IF_ERROR(
+      GetString(*params, "shared_memory_region", where + " parameter", &ref.region, true));
   if (Member(*params, "shared_memory_byte_size") == nullptr) {
     return InvalidArgument(where + ": \"shared_memory_region\" needs \"shared_memory_byte_size\"");
   }
@@ -372,8 +372,8 @@ StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std
                                " has shared memory parameters and data in the request: use one "
                                "or the other");
       }
-      ASSIGN_OR_RETURN(Tensor t, InputFromSharedMemory(shared_memory, *shm, decl, where,
-                                                       &out.shared_memory));
+      ASSIGN_OR_RETURN(Tensor t,
+                       InputFromSharedMemory(shared_memory, *shm, decl, where, &out.shared_memory));
       out.request.inputs.push_back({std::move(name), std::move(t)});
       continue;
     }
@@ -395,9 +395,8 @@ StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std
       // handler keeps until the response is written (Infer waits for it). Otherwise a copy (the
       // binary part starts wherever the JSON header ends; kernels may rely on the alignment).
       if (decl.bytes > 0 && reinterpret_cast<uintptr_t>(bytes) % DTypeSize(decl.dtype) == 0) {
-        out.request.inputs.push_back(
-            {std::move(name),
-             Tensor::View(decl.dtype, Shape(decl.shape), const_cast<char*>(bytes))});
+        out.request.inputs.push_back({std::move(name), Tensor::View(decl.dtype, Shape(decl.shape),
+                                                                    const_cast<char*>(bytes))});
         continue;
       }
       ASSIGN_OR_RETURN(Tensor t, Tensor::Create(decl.dtype, Shape(decl.shape)));
@@ -436,8 +435,8 @@ StatusOr<HttpInferRequest> ParseInferRequest(const std::string& model, const std
         ASSIGN_OR_RETURN(std::optional<SharedMemoryRef> shm,
                          SharedMemoryParameters(o_params, owhere));
         if (shm) {
-          RETURN_IF_ERROR(BindOutputToSharedMemory(shared_memory, name, *shm, owhere,
-                                                   &out.shared_memory));
+          RETURN_IF_ERROR(
+              BindOutputToSharedMemory(shared_memory, name, *shm, owhere, &out.shared_memory));
         }
         RETURN_IF_ERROR(GetBool(*o_params, "binary_data", owhere + " parameter", &binary_data));
       }

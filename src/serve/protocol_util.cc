@@ -66,11 +66,9 @@ StatusOr<Tensor> InputFromSharedMemory(const SharedMemoryManager& manager,
                                        const SharedMemoryRef& ref, const InputDecl& decl,
                                        const std::string& where, SharedMemoryUse* use) {
   if (ref.byte_size != decl.bytes) {
-    return InvalidArgument(where + " has shared_memory_byte_size " +
-                           std::to_string(ref.byte_size) + ", expected " +
-                           std::to_string(decl.bytes) + " for shape " +
-                           Shape(decl.shape).ToString() + " " +
-                           std::string(DTypeName(decl.dtype)));
+    return InvalidArgument(where + " has shared_memory_byte_size " + std::to_string(ref.byte_size) +
+                           ", expected " + std::to_string(decl.bytes) + " for shape " +
+                           Shape(decl.shape).ToString() + " " + std::string(DTypeName(decl.dtype)));
   }
   ASSIGN_OR_RETURN(SharedMemoryBlock block, manager.Get(ref, where));
   use->inputs.push_back(block.region);

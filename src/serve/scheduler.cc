@@ -706,8 +706,7 @@ void Scheduler::Enqueue(InferRequest request, ResponseCallback done) {
       return;
     }
     impl.pending.fetch_add(1, std::memory_order_relaxed);
-    impl.queue.push_back(
-        Pending{std::move(request), std::move(done), batch, deadline, queued_at});
+    impl.queue.push_back(Pending{std::move(request), std::move(done), batch, deadline, queued_at});
     impl.queued.store(static_cast<int64_t>(impl.queue.size()), std::memory_order_relaxed);
     notify = impl.idle > 0;
   }

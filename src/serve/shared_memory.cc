@@ -63,8 +63,8 @@ Status SharedMemoryManager::Register(const std::string& name, const std::string&
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const uint64_t start = offset - offset % page;
   const std::size_t map_bytes = static_cast<std::size_t>(offset - start + byte_size);
-  void* map = mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                   static_cast<off_t>(start));
+  void* map =
+      mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(start));
   const int err = errno;
   close(fd);  // the mapping keeps the object
   if (map == MAP_FAILED) {

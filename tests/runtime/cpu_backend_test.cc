@@ -1372,8 +1372,8 @@ Graph LongMatMulGraph() {
 Graph WideGemmGraph() {
   Builder b;
   const int a = b.Input("a", {-1, 4200});
-  const int g = b.Node("Gemm", {a, b.Weights("w", {4200, 70}, 0.05f), b.Weights("c", {70})}, {},
-                       {-1, 70});
+  const int g =
+      b.Node("Gemm", {a, b.Weights("w", {4200, 70}, 0.05f), b.Weights("c", {70})}, {}, {-1, 70});
   b.Output(b.Node("LeakyRelu", {g}, {{"alpha", Float(0.2f)}}, {-1, 70}));
   return b.graph();
 }
@@ -1411,8 +1411,8 @@ TEST_F(CpuBackendTest, NhwcConvolutionMatchesTheUnfusedGraph) {
     const auto inputs = RandomInputs(*cpu, batch, rng, 1.0f);
     auto want = (*plain)->Run(inputs);
     ASSERT_TRUE(want.ok()) << want.status().ToString();
-    ExpectOutputsMatch(*want, RunEngine(*cpu, inputs, ctx.get()), "NHWC conv batch " +
-                                                                     std::to_string(batch));
+    ExpectOutputsMatch(*want, RunEngine(*cpu, inputs, ctx.get()),
+                       "NHWC conv batch " + std::to_string(batch));
   }
 }
 
@@ -1490,9 +1490,9 @@ TEST_F(CpuBackendTest, PanelGemmMatchesReference) {
       auto ctx = (*e)->CreateContext();
       for (int64_t batch : {1, 13, 40}) {
         const auto inputs = RandomInputs(**e, batch, rng, 1.0f);
-        ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(**e, inputs, ctx.get()),
-                           name + " threads " + std::to_string(threads) + " batch " +
-                               std::to_string(batch));
+        ExpectOutputsMatch(
+            RunEngine(*ref, inputs), RunEngine(**e, inputs, ctx.get()),
+            name + " threads " + std::to_string(threads) + " batch " + std::to_string(batch));
       }
     }
   }

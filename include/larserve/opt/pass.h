@@ -64,7 +64,7 @@ std::unique_ptr<Pass> MakeConstantFoldingPass();     // nodes whose inputs are a
 std::unique_ptr<Pass> MakeFoldBatchNormPass();       // Conv -> BatchNormalization into the Conv
 std::unique_ptr<Pass> MakeFuseBiasActivationPass();  // Conv/Gemm/MatMul + Add + activation
 std::unique_ptr<Pass> MakeTransposeReshapePass();    // cancel/merge/simplify layout ops
-std::unique_ptr<Pass> MakeFuseConvTransposePass();      // Conv -> Transpose to NHWC: NHWC output
+std::unique_ptr<Pass> MakeFuseConvTransposePass();   // Conv -> Transpose to NHWC: NHWC output
 std::unique_ptr<Pass> MakeFoldTransposeIntoGemmPass();  // Transpose -> Flatten -> Gemm: permute weights
 // Int8 builds only: symmetric int8 QuantizeLinear -> DequantizeLinear pairs -> ranges, weight
 // DequantizeLinear -> weight scales (PassContext::quantization).

@@ -299,12 +299,11 @@ class ConvKernel : public OneDnnKernel {
       const memory::desc x_md = blocked      ? memory::desc(x, dt, Tag::any)
                                 : dt == kF32 ? PlainDesc(x)
                                              : memory::desc(x, dt, Tag::nchw);
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                        dnnl::algorithm::convolution_direct, x_md,
-                                        memory::desc(WeightDims(wd), dt, Tag::any), b_md,
-                                        blocked && !nhwc_out_ ? memory::desc(y, kF32, Tag::any)
-                                                              : UserDst(y),
-                                        w.strides, dil, w.pad_l, w.pad_r);
+      dnnl::convolution_forward::desc d(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x_md,
+          memory::desc(WeightDims(wd), dt, Tag::any), b_md,
+          blocked && !nhwc_out_ ? memory::desc(y, kF32, Tag::any) : UserDst(y), w.strides, dil,
+          w.pad_l, w.pad_r);
       return Pd(d, attr, CpuEngine(), true);
     };
     // Layouts chosen by oneDNN (format `any`) give the fast implementations (blocked or
@@ -842,7 +841,8 @@ std::vector<std::string> GemmTactics(const graph::Graph& g, const graph::Node& n
     if (k >= 2 * chunk) names.push_back("ksplit-" + std::to_string(chunk));
   }
   Activation act;
-  const bool act_ok = node.op_type == "MatMul" || (ParseActivation(node, &act) && PanelActivationOf(act));
+  const bool act_ok =
+      node.op_type == "MatMul" || (ParseActivation(node, &act) && PanelActivationOf(act));
   if (act_ok && PanelGemm::Available()) {
     for (int64_t block : kPanelBlocks) names.push_back("panel-kc" + std::to_string(block));
   }

@@ -42,9 +42,9 @@ LARSERVE_AVX512 inline __m512 Activate(__m512 v, const Epilogue& ep) {
 // One C tile of MR rows x 32 columns (masks m0, m1 for the columns that exist): acc = (first ?
 // 0 : C) + sum over kc of A[i, k] B[k, :]; stored through the epilogue when `last`.
 template <int MR>
-LARSERVE_AVX512 void MicroKernel(int64_t kc, const float* a, int64_t lda, const float* bp,
-                                 float* c, int64_t ldc, bool first, bool last, __mmask16 m0,
-                                 __mmask16 m1, const Epilogue& ep) {
+LARSERVE_AVX512 void MicroKernel(int64_t kc, const float* a, int64_t lda, const float* bp, float* c,
+                                 int64_t ldc, bool first, bool last, __mmask16 m0, __mmask16 m1,
+                                 const Epilogue& ep) {
   __m512 acc0[MR], acc1[MR];
   const float* row[MR];
   for (int i = 0; i < MR; ++i) row[i] = a + i * lda;
@@ -138,8 +138,9 @@ void PanelGemm::Run(const float* a, int64_t m, int64_t lda, const float* bias, f
       const int64_t r0 = rt * kMr, rows = std::min<int64_t>(kMr, m - r0);
       const int64_t cols = std::min<int64_t>(kNr, n_ - p * kNr);
       const __mmask16 m0 = cols >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << cols) - 1);
-      const __mmask16 m1 =
-          cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : static_cast<__mmask16>((1u << (cols - 16)) - 1);
+      const __mmask16 m1 = cols >= 32   ? 0xFFFF
+                           : cols <= 16 ? 0
+                                        : static_cast<__mmask16>((1u << (cols - 16)) - 1);
       Epilogue ep{bias ? bias + p * kNr : nullptr, act, alpha, beta};
       kMicroKernels[rows - 1](kc, a + r0 * lda + k0, lda, packed_.get() + (p * k_ + k0) * kNr,
                               c + r0 * ldc + p * kNr, ldc, first, last, m0, m1, ep);

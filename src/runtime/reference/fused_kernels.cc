@@ -55,7 +55,8 @@ Status FusedKernel(const graph::Node& node, int64_t opset, std::span<const Tenso
   float* dst = t.Span<float>().data();
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t ch = 0; ch < c; ++ch) {
-      for (int64_t p = 0; p < h * w; ++p) dst[(b * h * w + p) * c + ch] = src[(b * c + ch) * h * w + p];
+      for (int64_t p = 0; p < h * w; ++p)
+        dst[(b * h * w + p) * c + ch] = src[(b * c + ch) * h * w + p];
     }
   }
   outputs[0] = std::move(t);
