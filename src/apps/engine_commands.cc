@@ -234,6 +234,7 @@ struct ExecArgs {
   int intra_threads = 0;
   double seconds = 3.0;
   int warmup = 2;
+  int64_t interval_us = 0;  // pause between runs
   bool profile = false;
   bool json = false;
   std::string backend = "reference";
@@ -292,6 +293,7 @@ int RunExec(const ExecArgs& a) {
     contexts[t]->EnableProfiling(a.profile && t == 0);
     Timer total;
     while (total.Seconds() < a.seconds && !failed) {
+      if (a.interval_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(a.interval_us));
       Timer one;
       Status s = contexts[t]->Run(inputs, &outputs);
       latencies[t].push_back(one.Seconds() * 1e3);
@@ -319,6 +321,8 @@ int RunExec(const ExecArgs& a) {
   j["batch"] = batch;
   j["threads"] = a.threads;
   j["intra_threads"] = a.intra_threads;
+  j["run_intra_threads"] = engine.RunThreads(batch);  // what runs of this batch use
+  j["interval_us"] = a.interval_us;
   j["runs"] = all.size();
   j["seconds"] = elapsed;
   j["throughput_inferences_per_s"] = throughput;
@@ -347,10 +351,11 @@ int RunExec(const ExecArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("model %s: backend %s, precision %s, batch %lld, %d thread%s, %.1f s\n",
-              a.model.c_str(), j["backend"].get<std::string>().c_str(),
-              j["precision"].get<std::string>().c_str(), static_cast<long long>(batch), a.threads,
-              a.threads > 1 ? "s" : "", elapsed);
+  std::printf(
+      "model %s: backend %s, precision %s, batch %lld, %d thread%s x %d intra-op, %.1f s\n",
+      a.model.c_str(), j["backend"].get<std::string>().c_str(),
+      j["precision"].get<std::string>().c_str(), static_cast<long long>(batch), a.threads,
+      a.threads > 1 ? "s" : "", engine.RunThreads(batch), elapsed);
   std::printf("throughput: %.1f inferences/s (%zu runs)\n", throughput, all.size());
   std::printf("latency (ms): min %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n",
               j["latency_ms"]["min"].get<double>(), j["latency_ms"]["p50"].get<double>(),
@@ -499,6 +504,11 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
       ->check(CLI::Range(0, 100000));
+  cmd->add_option("--interval-us", a->interval_us,
+                  "pause before each timed run, in microseconds (0 = back to back): the latency "
+                  "of isolated requests, as a server sees them, with caches and intra-op "
+                  "threads gone cold in between; the throughput then counts the pauses")
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference or cpu");
   cmd->add_option("--precision", a->precision,
                   "precision when building from ONNX: fp32 or bf16 (cpu backend)");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -84,6 +85,63 @@ StatusOr<Precision> PrecisionFromName(std::string_view name) {
 Engine::~Engine() = default;
 ExecutionContext::~ExecutionContext() = default;
 ExecutionContext::ExecutionContext(const Engine* engine) : engine_(engine) {}
+
+namespace {
+
+// Multiply-adds per row of the batch (first) dimension, estimated from the declared shapes:
+// for convolutions and matrix products, output elements x reduction length; for other nodes,
+// their output elements. 0 when a node's output shape beyond the batch is unknown or the graph
+// has no batch dimension.
+int64_t EstimateWorkPerRow(const graph::Graph& g) {
+  auto per_row = [&](int v) -> int64_t {
+    if (v < 0) return 0;
+    const graph::Value& val = g.values[v];
+    if (!val.has_shape || val.dims.empty() || val.dims[0] >= 0) return -1;
+    int64_t n = 1;
+    for (std::size_t d = 1; d < val.dims.size(); ++d) {
+      if (val.dims[d] < 0) return -1;
+      n *= val.dims[d];
+    }
+    return n;
+  };
+  int64_t total = 0;
+  for (const graph::Node& node : g.nodes) {
+    if (node.outputs.empty()) continue;
+    const int64_t out = per_row(node.outputs[0]);
+    if (out < 0) {
+      // Constants computed on the fly and shape arithmetic have no batch dimension.
+      const graph::Value& v = g.values[node.outputs[0]];
+      if (v.has_shape && (v.dims.empty() || v.dims[0] >= 0)) continue;
+      return 0;
+    }
+    int64_t reduce = 1;
+    const std::string& op = node.op_type;
+    const auto weight = [&]() -> const graph::Value* {
+      return node.inputs.size() > 1 && node.inputs[1] >= 0 ? &g.values[node.inputs[1]] : nullptr;
+    };
+    if (op == "Conv" || op == "FusedConv" || op == "ConvTranspose") {
+      const graph::Value* w = weight();
+      if (w && w->has_shape && w->dims.size() >= 2) {
+        // Conv weights are [M, C/group, kh, kw...]; ConvTranspose's [C, M/group, kh, kw...]
+        // (an upper bound: strides spread the input over the output).
+        reduce = op == "ConvTranspose" ? std::max<int64_t>(1, w->dims[0]) : 1;
+        for (std::size_t d = op == "ConvTranspose" ? 2 : 1; d < w->dims.size(); ++d) {
+          reduce *= std::max<int64_t>(1, w->dims[d]);
+        }
+      }
+    } else if (op == "Gemm" || op == "FusedGemm" || op == "MatMul") {
+      const graph::Value& a = g.values[node.inputs[0]];
+      if (a.has_shape && !a.dims.empty() && a.dims.back() > 0) {
+        reduce = op == "MatMul" || node.GetInt("transA", 0) == 0 ? a.dims.back() : a.dims[0];
+        reduce = std::max<int64_t>(1, reduce);
+      }
+    }
+    total += out * reduce;
+  }
+  return total;
+}
+
+}  // namespace
 
 Status Engine::Finalize() {
   const Backend* backend = FindBackend(options_.backend);
@@ -165,7 +223,18 @@ Status Engine::Finalize() {
     }
   }
   for (int o : graph_.outputs) last_use_[o] = static_cast<int>(graph_.nodes.size());
+  max_threads_ = options_.threads > 0
+                     ? options_.threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  work_per_row_ = EstimateWorkPerRow(graph_);
   return Status::Ok();
+}
+
+int Engine::RunThreads(int64_t batch) const {
+  if (work_per_row_ <= 0 || batch <= 0) return max_threads_;
+  const int64_t rows_per_thread = std::max<int64_t>(1, kWorkPerThread / work_per_row_);
+  const int64_t wanted = (batch + rows_per_thread - 1) / rows_per_thread;
+  return static_cast<int>(std::clamp<int64_t>(wanted, 1, max_threads_));
 }
 
 namespace {
@@ -372,6 +441,15 @@ Status ExecutionContext::Run(std::span<const Tensor> inputs, std::vector<Tensor>
   if (states_.size() != g.nodes.size()) {
     states_.clear();
     for (const auto& k : e.kernels_) states_.push_back(k->CreateState());
+  }
+  int64_t rows = 0;
+  if (!inputs.empty() && inputs[0].shape().rank() > 0 && !g.values[g.inputs[0]].dims.empty() &&
+      g.values[g.inputs[0]].dims[0] < 0) {
+    rows = inputs[0].shape()[0];
+  }
+  const int cap = rows > 0 ? e.RunThreads(rows) : 0;
+  for (auto& st : states_) {
+    if (st) st->thread_cap = cap;
   }
   std::vector<std::vector<int64_t>> signature;
   for (const auto& t : inputs) signature.push_back(t.shape().dims());

@@ -360,7 +360,7 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
               FillResponse(*handle, std::move(out), use.get(), resp.mutable_infer_response());
           Complete(s.ok() ? std::move(resp) : Error(id, s));
         });
-      });
+      }, /*may_run_inline=*/true);
     }
     StartRead(&request_);
   }
@@ -499,7 +499,8 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
                 const Status s = FillResponse(*handle, std::move(out), held.get(), resp);
                 reactor->Finish(ToGrpc(s));
               });
-        });
+        },
+        /*may_run_inline=*/true);
     return reactor;
   }
 

@@ -756,13 +756,14 @@ class Frontend {
     auto parsed = ParseInferRequest(handle->name, body, req, *shared_memory_);
     if (!parsed.ok()) return ReplyStatus(res, parsed.status());
     // httplib's model: the worker waits for the scheduler's response (the compute runs on the
-    // model's instances). The promise is shared with the callback, which may still be returning
+    // model's instances, or on this thread when it may run inline). The promise is shared with the callback, which may still be returning
     // from set_value when this thread wakes up.
     auto promise = std::make_shared<std::promise<InferResponse>>();
     std::future<InferResponse> done = promise->get_future();
-    handle->scheduler->Enqueue(std::move(parsed->request), [promise](InferResponse out) {
-      promise->set_value(std::move(out));
-    });
+    handle->scheduler->Enqueue(
+        std::move(parsed->request),
+        [promise](InferResponse out) { promise->set_value(std::move(out)); },
+        /*may_run_inline=*/true);
     const InferResponse out = done.get();
     if (!out.status.ok()) return ReplyStatus(res, out.status);
     WriteInferResponse(*handle, *parsed, out, res);

@@ -111,6 +111,11 @@ struct Scheduler::Impl {
     std::vector<Tensor> run_inputs, run_outputs;
     std::vector<Tensor> scratch;  // per input: bytes the batch's inputs are concatenated into
     std::vector<InferResponse> responses;
+    // Guarded by Impl::mu. The thread waits on cv while idle, listed in Impl::idle; a caller of
+    // Enqueue that runs a request on the instance's context itself claims it (see RunInline).
+    std::condition_variable cv;
+    bool listed = false;
+    bool claimed = false;
   };
 
   std::shared_ptr<const runtime::Engine> engine;
@@ -120,11 +125,17 @@ struct Scheduler::Impl {
   int64_t max_preferred = 0;       // largest preferred batch size (max_batch_size if none)
   std::vector<int64_t> preferred;  // sorted, unique
 
-  std::mutex mu;  // guards queue, stopping, idle
-  std::condition_variable cv;
+  std::mutex mu;  // guards queue, stopping, idle, claims and the instances' flags
   RingQueue<Pending> queue;
   bool stopping = false;
-  int idle = 0;  // instances waiting on cv
+  // Instances whose thread waits for work, each woken by its own condition variable so a wake-up
+  // is never spent on an instance that cannot take the work. The most recently idle is last
+  // and is taken first: its caches are the warmest.
+  std::vector<Instance*> idle;
+  int started = 0;                    // instance threads that have listed themselves idle
+  std::condition_variable started_cv;
+  int claims = 0;                     // instances claimed by callers (RunInline)
+  std::condition_variable claims_cv;  // Stop waits here for claims to end
   std::vector<std::unique_ptr<Instance>> instances;
 
   std::atomic<int64_t> pending{0};
@@ -146,6 +157,12 @@ struct Scheduler::Impl {
   bool SameShapes(Pending& a, Pending& b) const;
   void FailRejected(std::vector<Pending>& rejected);
   void Execute(Instance& inst, Clock::time_point start);
+  // With mu held: takes the most recently idle instance off the idle list (nullptr if none).
+  Instance* TakeIdle();
+  void ListIdle(Instance& inst);
+  void Unlist(Instance& inst);
+  bool MayRunInline(int64_t batch) const;
+  void RunInline(Instance& inst, Pending pending);
   Status Gather(Instance& inst, int64_t total);
   Status Scatter(Instance& inst, int64_t total);
 };
@@ -353,16 +370,21 @@ void Scheduler::Impl::InstanceLoop(Instance& inst) {
   _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
   _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
 #endif
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ListIdle(inst);
+    ++started;
+  }
+  started_cv.notify_all();
   while (true) {
     Clock::time_point start;
     {
       std::unique_lock<std::mutex> lock(mu);
       while (true) {
         if (stopping) return;  // Stop fails whatever is still queued
-        if (queue.empty()) {
-          ++idle;
-          cv.wait(lock);
-          --idle;
+        if (inst.claimed || queue.empty()) {
+          if (!inst.claimed) ListIdle(inst);
+          inst.cv.wait(lock);
           continue;
         }
         start = Clock::now();
@@ -374,16 +396,76 @@ void Scheduler::Impl::InstanceLoop(Instance& inst) {
         }
         if (!inst.rejected.empty()) break;  // answer them now rather than after the delay
         if (queue.empty()) continue;
-        ++idle;
-        cv.wait_until(lock, wake);
-        --idle;
+        ListIdle(inst);  // a new request may complete the batch sooner
+        inst.cv.wait_until(lock, wake);
       }
+      Unlist(inst);
       queued.store(static_cast<int64_t>(queue.size()), std::memory_order_relaxed);
       // Requests left behind go to another idle instance rather than waiting for this batch.
-      if (!queue.empty() && idle > 0) cv.notify_one();
+      if (!queue.empty()) {
+        if (Instance* other = TakeIdle()) other->cv.notify_one();
+      }
     }
     if (!inst.rejected.empty()) FailRejected(inst.rejected);
     if (!inst.batch.empty()) Execute(inst, start);
+  }
+}
+
+Scheduler::Impl::Instance* Scheduler::Impl::TakeIdle() {
+  if (idle.empty()) return nullptr;
+  Instance* inst = idle.back();
+  idle.pop_back();
+  inst->listed = false;
+  return inst;
+}
+
+void Scheduler::Impl::ListIdle(Instance& inst) {
+  if (inst.listed) return;
+  idle.push_back(&inst);
+  inst.listed = true;
+}
+
+void Scheduler::Impl::Unlist(Instance& inst) {
+  if (!inst.listed) return;
+  idle.erase(std::find(idle.begin(), idle.end(), &inst));
+  inst.listed = false;
+}
+
+// Whether a request of `batch` rows, arriving to an empty queue with an instance idle, would
+// be executed alone and at once by the instance anyway, on one intra-op thread: then the
+// caller may run it itself (RunInline) and save the hand-off to the instance thread and back.
+// Not with a queue delay that could still grow its batch, and not for runs that use several
+// intra-op threads (an OpenMP team would stay behind on the caller's thread).
+bool Scheduler::Impl::MayRunInline(int64_t batch) const {
+  const BatchingConfig& b = config.batching;
+  if (b.dynamic && batched && b.max_queue_delay_us != 0 && batch < max_preferred) return false;
+  return engine->RunThreads(batched ? batch : 0) == 1;
+}
+
+// Runs one request on a claimed instance's context on the caller's thread, as the instance's
+// thread would (the same statistics, denormals flushed to zero), then gives the instance back:
+// to its thread if requests queued meanwhile, else to the idle list.
+void Scheduler::Impl::RunInline(Instance& inst, Pending pending) {
+#if defined(__x86_64__) || defined(__i386__)
+  const unsigned int saved_csr = _mm_getcsr();
+  _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+  _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#endif
+  const Clock::time_point start = Clock::now();
+  inst.batch.push_back(std::move(pending));
+  Execute(inst, start);
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_setcsr(saved_csr);
+#endif
+  std::lock_guard<std::mutex> lock(mu);
+  inst.claimed = false;
+  --claims;
+  if (stopping) {
+    claims_cv.notify_all();
+  } else if (!queue.empty()) {
+    inst.cv.notify_one();  // its thread, still waiting, takes the queued work
+  } else {
+    ListIdle(inst);
   }
 }
 
@@ -654,6 +736,11 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
       return ResourceExhausted(model + "cannot start an instance thread: " + e.what());
     }
   }
+  {
+    // Ready when every instance waits for work, so the first requests can run inline.
+    std::unique_lock<std::mutex> lock(impl.mu);
+    impl.started_cv.wait(lock, [&impl] { return impl.started == impl.config.instances; });
+  }
   return scheduler;
 }
 
@@ -665,7 +752,7 @@ const SchedulerConfig& Scheduler::config() const { return impl_->config; }
 
 int64_t Scheduler::Queued() const { return impl_->queued.load(std::memory_order_relaxed); }
 
-void Scheduler::Enqueue(InferRequest request, ResponseCallback done) {
+void Scheduler::Enqueue(InferRequest request, ResponseCallback done, bool may_run_inline) {
   Impl& impl = *impl_;
   int64_t batch = 1;
   // Validation runs on the caller's thread, outside the queue lock, so many frontend threads
@@ -687,7 +774,9 @@ void Scheduler::Enqueue(InferRequest request, ResponseCallback done) {
     deadline = queued_at + std::chrono::microseconds(timeout_us);
   }
 
-  bool notify = false;
+  Impl::Instance* wake = nullptr;
+  Impl::Instance* inline_instance = nullptr;
+  const bool try_inline = may_run_inline && impl.MayRunInline(batch);
   {
     std::unique_lock<std::mutex> lock(impl.mu);
     if (impl.stopping) {
@@ -706,11 +795,22 @@ void Scheduler::Enqueue(InferRequest request, ResponseCallback done) {
       return;
     }
     impl.pending.fetch_add(1, std::memory_order_relaxed);
-    impl.queue.push_back(Pending{std::move(request), std::move(done), batch, deadline, queued_at});
-    impl.queued.store(static_cast<int64_t>(impl.queue.size()), std::memory_order_relaxed);
-    notify = impl.idle > 0;
+    if (try_inline && impl.queue.empty()) inline_instance = impl.TakeIdle();
+    if (inline_instance) {
+      inline_instance->claimed = true;
+      ++impl.claims;
+    } else {
+      impl.queue.push_back(
+          Pending{std::move(request), std::move(done), batch, deadline, queued_at});
+      impl.queued.store(static_cast<int64_t>(impl.queue.size()), std::memory_order_relaxed);
+      wake = impl.TakeIdle();
+    }
   }
-  if (notify) impl.cv.notify_one();
+  if (wake) wake->cv.notify_one();
+  if (inline_instance) {
+    impl.RunInline(*inline_instance,
+                   Pending{std::move(request), std::move(done), batch, deadline, queued_at});
+  }
 }
 
 ModelStats Scheduler::Stats() const {
@@ -736,7 +836,12 @@ void Scheduler::Stop() {
       impl.queued.store(0, std::memory_order_relaxed);
     }
   }
-  impl.cv.notify_all();
+  {
+    std::unique_lock<std::mutex> lock(impl.mu);
+    for (auto& inst : impl.instances) inst->cv.notify_all();
+    // Callers running requests inline finish them (and their callbacks) first.
+    impl.claims_cv.wait(lock, [&impl] { return impl.claims == 0; });
+  }
   if (!drained.empty()) {
     const Clock::time_point now = Clock::now();
     {

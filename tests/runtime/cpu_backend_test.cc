@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -897,6 +898,42 @@ TEST_F(CpuBackendTest, IntraOpThreadCountsAgree) {
   Rng rng(9);
   const auto inputs = RandomInputs(*one, 6, rng, 1.0f);
   ExpectOutputsMatch(RunEngine(*one, inputs), RunEngine(*two, inputs), "threads 1 vs 2");
+}
+
+TEST_F(CpuBackendTest, SmallBatchesRunOnFewerThreads) {
+  // EmTrackMichelId at 48x48 is several million multiply-adds per patch: one patch runs on one
+  // thread, a large batch on all of them; the work estimate is per row of the batch.
+  const Graph g = EmTrackMichelGraph(48, 8);
+  auto four = BuildEngine(g, "cpu", /*threads=*/4);
+  auto ref = BuildEngine(g, "reference");
+  ASSERT_TRUE(four && ref);
+  EXPECT_EQ(four->RunThreads(1), 1);
+  EXPECT_EQ(four->RunThreads(4096), 4);
+  for (int64_t b = 1; b < 4096; ++b) {
+    ASSERT_LE(four->RunThreads(b), four->RunThreads(b + 1)) << b;
+  }
+  // One context alternating between thread counts: plans are kept per count, and every run
+  // matches the reference.
+  auto ctx = four->CreateContext();
+  Rng rng(21);
+  std::set<int> counts;
+  for (int64_t batch : {64, 1, 64, 2, 1, 33, 64}) {
+    counts.insert(four->RunThreads(batch));
+    const auto inputs = RandomInputs(*four, batch, rng, 1.0f);
+    ExpectOutputsMatch(RunEngine(*ref, inputs), RunEngine(*four, inputs, ctx.get()),
+                       "batch " + std::to_string(batch));
+  }
+  EXPECT_GE(counts.size(), 2u);
+  // Without a batch dimension to scale by, every run uses all threads.
+  const Graph fixed = [] {
+    Builder b;
+    const int x = b.Input("x", {2, 16});
+    b.Output(b.Node("Relu", {x}, {}, {2, 16}));
+    return b.graph();
+  }();
+  auto fixed_engine = BuildEngine(fixed, "cpu", 3);
+  ASSERT_TRUE(fixed_engine);
+  EXPECT_EQ(fixed_engine->RunThreads(0), 3);
 }
 
 // ---------------------------------------------------------------------------------------------

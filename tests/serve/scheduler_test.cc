@@ -999,5 +999,135 @@ TEST(SchedulerTest, StopUnderLoadLosesNoCallback) {
   EXPECT_EQ(st.pending, 0);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Requests run inline on the caller's thread (Enqueue's may_run_inline, what the frontends pass)
+
+// Enqueue with may_run_inline, reporting the thread the callback ran on.
+struct InlineCall {
+  InferResponse response;
+  std::thread::id callback_thread;
+  bool done_before_return = false;
+};
+InlineCall CallMayInline(Scheduler& s, InferRequest request) {
+  auto promise = std::make_shared<std::promise<InlineCall>>();
+  auto future = promise->get_future();
+  auto returned = std::make_shared<std::atomic<bool>>(false);
+  s.Enqueue(
+      std::move(request),
+      [promise, returned](InferResponse r) {
+        promise->set_value({std::move(r), std::this_thread::get_id(), !returned->load()});
+      },
+      /*may_run_inline=*/true);
+  returned->store(true);
+  return future.get();
+}
+
+TEST(SchedulerTest, IdleInstanceRunsTheRequestOnTheCallersThread) {
+  for (const std::string& backend : Backends()) {
+    SCOPED_TRACE(backend);
+    auto engine = BuildEngine(GemmReluGraph(), backend);
+    ASSERT_TRUE(engine);
+    auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 0, {}, 2));
+    Rng rng(31);
+    for (int i = 0; i < 5; ++i) {
+      Tensor x = RandomTensor({1 + i % 3, 16}, rng);
+      const std::vector<Tensor> expected = RunDirect(*engine, {x});
+      InlineCall c = CallMayInline(*s, MakeRequest(std::to_string(i), {{"x", x}}));
+      ASSERT_TRUE(c.response.status.ok()) << c.response.status.ToString();
+      EXPECT_EQ(c.response.id, std::to_string(i));
+      EXPECT_TRUE(Close(expected[0], c.response.outputs[0].tensor, /*exact=*/true)) << i;
+      EXPECT_EQ(c.callback_thread, std::this_thread::get_id());
+      EXPECT_TRUE(c.done_before_return);
+    }
+    ExpectStatsConsistent(s->Stats(), 5, 1 + 2 + 3 + 1 + 2);
+    // Queued requests still reach the instances after inline runs (their threads were kept
+    // waiting, not lost): without may_run_inline the callback runs on an instance thread.
+    InferResponse queued = Call(*s, MakeRequest("queued", {{"x", RandomTensor({2, 16}, rng)}}));
+    EXPECT_TRUE(queued.status.ok()) << queued.status.ToString();
+  }
+}
+
+TEST(SchedulerTest, RequestsThatCouldStillBatchAreQueuedNotRunInline) {
+  auto engine = BuildEngine(GemmReluGraph(), "reference");
+  Rng rng(32);
+  {
+    // A queue delay could still grow the batch: an instance thread runs it after the delay.
+    // (Two instances: the one that ran it may not be idle again yet when `full` arrives.)
+    auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 200, {4}, 2));
+    InlineCall c = CallMayInline(*s, MakeRequest("delayed", {{"x", RandomTensor({1, 16}, rng)}}));
+    ASSERT_TRUE(c.response.status.ok()) << c.response.status.ToString();
+    EXPECT_NE(c.callback_thread, std::this_thread::get_id());
+    EXPECT_FALSE(c.done_before_return);
+    // A request of the largest preferred size would go at once anyway: inline.
+    InlineCall full = CallMayInline(*s, MakeRequest("full", {{"x", RandomTensor({4, 16}, rng)}}));
+    ASSERT_TRUE(full.response.status.ok()) << full.response.status.ToString();
+    EXPECT_EQ(full.callback_thread, std::this_thread::get_id());
+  }
+  {
+    // The only instance is busy (held in the gate's callback): the request waits in the queue
+    // and runs, batched with the next one, on the instance thread, in order.
+    auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 0));
+    Gate gate;
+    // The gate must run on the instance thread (not inline), or this thread would block in it.
+    s->Enqueue(MakeRequest("gate", {{"x", RandomTensor({1, 16}, rng)}}), gate.Callback(),
+               /*may_run_inline=*/false);
+    gate.WaitEntered();
+    Collector collector;
+    for (int i = 0; i < 2; ++i) {
+      s->Enqueue(MakeRequest(std::to_string(i), {{"x", RandomTensor({1, 16}, rng)}}),
+                 collector.Callback(), /*may_run_inline=*/true);
+    }
+    EXPECT_EQ(collector.total(), 0u);
+    gate.Release();
+    collector.WaitFor(2);
+    EXPECT_TRUE(collector.Get("0").status.ok());
+    EXPECT_EQ(s->Stats().batch_stats.count(2), 1u);
+  }
+}
+
+TEST(SchedulerTest, ManyCallersMayRunInlineConcurrently) {
+  // Callers race for two instances: some run inline, the others queue; every request is
+  // answered once with the right result, and Stop waits for inline runs in flight.
+  auto engine = BuildEngine(GemmReluGraph(), "reference");
+  auto s = MakeScheduler(engine, BatchedConfig("gemm", 8, true, 0, {}, 2));
+  constexpr int kThreads = 6, kRequests = 60;
+  Collector collector;
+  std::vector<std::vector<std::pair<std::string, Tensor>>> expected(kThreads);
+  std::vector<std::thread> clients;
+  std::atomic<int> inline_runs{0};
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      Rng rng(DeriveSeed(9, {static_cast<uint64_t>(t)}));
+      for (int i = 0; i < kRequests; ++i) {
+        const std::string id = std::to_string(t) + "-" + std::to_string(i);
+        Tensor x = RandomTensor({1 + static_cast<int64_t>(i % 2), 16}, rng);
+        expected[t].push_back({id, RunDirect(*engine, {x})[0]});
+        const std::thread::id me = std::this_thread::get_id();
+        ResponseCallback cb = collector.Callback();
+        s->Enqueue(
+            MakeRequest(id, {{"x", x}}),
+            [cb, me, &inline_runs](InferResponse r) {
+              if (std::this_thread::get_id() == me) ++inline_runs;
+              cb(std::move(r));
+            },
+            /*may_run_inline=*/true);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  collector.WaitFor(kThreads * kRequests);
+  for (int t = 0; t < kThreads; ++t) {
+    for (const auto& [id, want] : expected[t]) {
+      InferResponse r = collector.Get(id);
+      ASSERT_TRUE(r.status.ok()) << id << ": " << r.status.ToString();
+      EXPECT_TRUE(Close(want, r.outputs[0].tensor)) << id;
+    }
+  }
+  for (const auto& [id, n] : collector.calls()) EXPECT_EQ(n, 1) << id;
+  EXPECT_GT(inline_runs.load(), 0);
+  ExpectStatsConsistent(s->Stats(), kThreads * kRequests, kThreads * kRequests / 2 * 3);
+  s->Stop();
+}
+
 }  // namespace
 }  // namespace larserve::serve

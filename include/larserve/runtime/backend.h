@@ -22,6 +22,9 @@ namespace larserve::runtime {
 class KernelState {
  public:
   virtual ~KernelState() = default;
+  // Set by the ExecutionContext before each run: at most this many intra-op threads for this
+  // run (0 = the kernel's own count). Small batches run on fewer threads than large ones.
+  int thread_cap = 0;
 };
 
 class NodeKernel {

@@ -143,6 +143,14 @@ class Engine {
   const std::vector<SegmentReport>& segments() const { return segment_reports_; }
   std::unique_ptr<ExecutionContext> CreateContext() const;
 
+  // Intra-op threads a run with `batch` rows uses: options().threads (0 = all hardware threads),
+  // fewer for small batches. A parallel region costs a few microseconds when its threads spin
+  // and tens when they sleep (as between a server's requests), so a run gets one thread per
+  // kWorkPerThread multiply-adds of estimated work (convolutions and products; one per output
+  // element elsewhere), and all of them when the work per row is unknown.
+  int RunThreads(int64_t batch) const;
+  static constexpr int64_t kWorkPerThread = 4'000'000;
+
  private:
   friend class ExecutionContext;
   Engine() = default;
@@ -158,6 +166,8 @@ class Engine {
   std::map<std::string, std::string> chosen_tactics_;  // node name -> tactic, saved in plans
   std::vector<int> node_segment_;                           // per node: index into segment_reports_
   std::vector<int> last_use_;                               // per value: last node reading it
+  int max_threads_ = 1;    // options_.threads resolved
+  int64_t work_per_row_ = 0;  // estimated multiply-adds per batch row; 0 = unknown
   std::vector<std::unique_ptr<class NodeKernel>> kernels_;  // per node
 };
 

@@ -6,7 +6,8 @@
 // is tested without any network.
 //
 // Threading: Enqueue, Stats and Stop may be called from any thread. Callbacks run on instance
-// threads (or on the caller's thread for requests refused at once) and must not block long; a
+// threads (or on the caller's thread for requests refused at once, and for requests the caller
+// allowed to run inline) and must not block long; a
 // callback must not call Stop or destroy the Scheduler (both join the instance threads).
 // Response tensors keep their data alive (Tensor's shared ownership): they share no memory with
 // the instance's buffers or with other requests' responses. Input tensors may be views of the
@@ -112,7 +113,14 @@ class Scheduler {
   // Validates the request against the model (input names, dtypes, shapes, batch size against
   // max_batch_size, requested output names) and queues it; `done` is called exactly once, with
   // an error status naming the model and the input if the request is refused or fails.
-  void Enqueue(InferRequest request, ResponseCallback done);
+  // may_run_inline: the caller lets Enqueue execute the request itself, calling `done` on the
+  // caller's thread before returning, when the queue is empty, an instance is idle and the
+  // instance would run it alone and at once on one intra-op thread (no queue delay that could
+  // grow its batch, or a batch of the largest preferred size; a small batch). That saves two
+  // thread hand-offs, about as long as a one-patch inference. The caller must hold no lock
+  // that `done` takes. The frontends pass true; the order of a caller's requests is kept either
+  // way, since a request runs inline only when none is queued.
+  void Enqueue(InferRequest request, ResponseCallback done, bool may_run_inline = false);
 
   ModelStats Stats() const;
   const SchedulerConfig& config() const;

@@ -377,6 +377,7 @@ Status OneDnnKernel::Prepare(const graph::Graph& g) {
   ThreadScope scope(threads_);
   try {
     Plan plan;
+    plan.threads = threads_;
     // Declared shapes the op rejects leave the choice to the first run, which reports the
     // problem with the actual shapes.
     if (!MakePlan(shapes, plan).ok()) return Status::Ok();
@@ -398,10 +399,13 @@ Status OneDnnKernel::Run(std::span<const Tensor> inputs, std::vector<Tensor>& ou
   auto* own = dynamic_cast<OneDnnState*>(state);
   OneDnnState temporary;
   OneDnnState& st = own ? *own : temporary;
-  ThreadScope scope(threads_);
+  // oneDNN sizes a primitive's work split (and per-thread scratch) by the thread count at its
+  // creation, so a plan runs only with the count it was made for: part of the plan's key.
+  const int threads = st.thread_cap > 0 ? std::min(threads_, st.thread_cap) : threads_;
+  ThreadScope scope(threads);
   try {
     if (!st.stream) st.stream.emplace(CpuEngine());
-    return Execute(inputs, outputs, st, own != nullptr);
+    return Execute(inputs, outputs, st, own != nullptr, threads);
   } catch (...) {
     return CurrentExceptionStatus(Where());
   }
@@ -421,7 +425,7 @@ StatusOr<Tensor> OneDnnKernel::Output(OneDnnState& state, std::size_t k, const D
 }
 
 Status OneDnnKernel::Execute(std::span<const Tensor> inputs, std::vector<Tensor>& outputs,
-                             OneDnnState& state, bool reuse_outputs) const {
+                             OneDnnState& state, bool reuse_outputs, int threads) const {
   // Supports() checked the declared dtypes; a tensor that contradicts them must not be read
   // as float32.
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -430,15 +434,17 @@ Status OneDnnKernel::Execute(std::span<const Tensor> inputs, std::vector<Tensor>
                              std::string(DTypeName(inputs[i].dtype())) + ", expected FP32");
     }
   }
-  Plan* plan = state.last && KeyMatches(state.last->key, inputs) ? state.last : nullptr;
+  auto matches = [&](const Plan* p) { return p->threads == threads && KeyMatches(p->key, inputs); };
+  Plan* plan = state.last && matches(state.last) ? state.last : nullptr;
   for (std::size_t i = 0; !plan && i < state.plans.size(); ++i) {
-    if (KeyMatches(state.plans[i]->key, inputs)) plan = state.plans[i].get();
+    if (matches(state.plans[i].get())) plan = state.plans[i].get();
   }
   if (!plan) {
     std::vector<const Dims*> shapes;
     for (const Tensor& t : inputs) shapes.push_back(t.empty() ? nullptr : &t.shape().dims());
     auto fresh = std::make_unique<Plan>();
     fresh->key = MakeKey(inputs);
+    fresh->threads = threads;
     RETURN_IF_ERROR(MakePlan(shapes, *fresh));
     if (state.plans.size() >= kMaxPlans) {
       // Batch sizes vary between calls; keep the most recently used plans.

@@ -139,6 +139,7 @@ enum class Source : uint8_t { kInput, kOutput, kWorkspace };
 // What a kernel runs for one combination of input shapes.
 struct Plan {
   Dims key;                   // per input: rank (-1 if omitted), then dims
+  int threads = 0;            // the OpenMP thread count its primitives were created for
   bool fallback = false;      // shapes this kernel leaves to the reference kernel
   std::vector<Dims> outputs;  // float32 output shapes, one per node output
   std::vector<std::size_t> workspace_bytes;
@@ -225,7 +226,7 @@ class OneDnnKernel : public NodeKernel {
 
  private:
   Status Execute(std::span<const Tensor> inputs, std::vector<Tensor>& outputs, OneDnnState& state,
-                 bool reuse_outputs) const;
+                 bool reuse_outputs, int threads) const;
   StatusOr<Tensor> Output(OneDnnState& state, std::size_t k, const Dims& dims,
                           bool reuse_outputs) const;
 
