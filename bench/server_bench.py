@@ -23,7 +23,7 @@ thread per instance_group count, each with its own execution context; `exec` run
 contexts (--threads N) with the same intra-op threads. --serve-onnx serves the repository as it
 is instead (the server then builds and times its own engine). The in-process runs come first,
 with no server running. Each --threads value is a full pass (plan, in-process, server, sweep).
-The server gets enough HTTP workers for perf_analyzer's connections (see HTTP_WORKERS_NOTE).
+`--serve-args` passes more options to `larserve serve` (e.g. `--run-inline http`).
 Results: docs/perf/server.md.
 
 Added latency of one-patch requests: perf_analyzer's p50 at batch 1, concurrency 1, minus the
@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,10 @@ def parse_args(argv=None):
     ap.add_argument("--grpc-url", help="measure a running server at HOST:PORT instead of starting one")
     ap.add_argument("--http-url", help="its HTTP address, for --protocols http")
     ap.add_argument("--http-threads", type=int, default=0,
-                    help="larserve serve --http-threads; 0: the server's default, raised to the largest "
-                         "concurrency + 4 when that is more (see HTTP_WORKERS_NOTE)")
+                    help="larserve serve --http-threads; 0: the server's default (workers start as "
+                         "connections arrive)")
+    ap.add_argument("--serve-args", default="",
+                    help="more `larserve serve` arguments, one string (e.g. \"--run-inline http\")")
     ap.add_argument("--serve-onnx", action="store_true",
                     help="serve the repository's model as it is rather than the in-process plan")
     ap.add_argument("--work-dir", help="keep the plan, repository, CSVs and logs here (default: a temporary folder)")
@@ -201,31 +204,14 @@ def run(cmd, log=None, **kw):
     return r
 
 
-# larserve's HTTP frontend (cpp-httplib) gives each open connection a worker until it closes or has
-# served 1000 requests. perf_analyzer keeps one keep-alive connection per concurrent request plus one
-# for its statistics queries, so with as many concurrent requests as workers (16 by default on up to
-# 8 cores) the statistics query waits until a connection has served 1000 requests: at batch 256 that
-# is minutes per measurement window. The bench gives the server enough workers.
-HTTP_WORKERS_NOTE = ("--http-threads raised to the largest concurrency + 4: with fewer workers than "
-                     "perf_analyzer's connections its statistics query waits for a keep-alive connection "
-                     "to close (1000 requests)")
-
-
-def http_threads(a):
-    if a.http_threads:
-        return a.http_threads
-    default = max(16, 2 * (os.cpu_count() or 1))
-    need = max(a.concurrency) + 4
-    return need if "http" in a.protocols and need > default else 0
-
-
 class Server:
-    def __init__(self, larserve, repo, threads, protocols, log, http_workers=0):
+    def __init__(self, larserve, repo, threads, protocols, log, http_workers=0, extra=()):
         http_port = "0" if "http" in protocols else "-1"
         self.cmd = [larserve, "serve", "--model-repository", repo, "--grpc-port", "0", "--http-port", http_port,
                     "--metrics-port", "-1", "--threads", str(threads)]
         if http_workers:
             self.cmd += ["--http-threads", str(http_workers)]
+        self.cmd += list(extra)
         self.err = open(log, "w")
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.err, text=True)
         self.urls = {}
@@ -377,12 +363,10 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
             with open(os.path.join(repo, a.model, "config.pbtxt"), "w") as f:
                 f.write(cfg["text"].rstrip("\n") + "\n# server_bench: the in-process plan\n"
                         'default_model_filename: "model.plan"\n')
-        workers = http_threads(a)
-        server = Server(a.larserve, repo, threads, a.protocols, os.path.join(work, "serve.log"), workers)
+        server = Server(a.larserve, repo, threads, a.protocols, os.path.join(work, "serve.log"),
+                        a.http_threads, shlex.split(a.serve_args))
         urls = server.urls
         out["server"] = {"command": server.cmd, "urls": urls}
-        if workers and not a.http_threads:
-            out["server"]["note"] = HTTP_WORKERS_NOTE
     out["rows"] = []
     try:
         for protocol in a.protocols:

@@ -26,12 +26,27 @@ struct ServeArgs {
   std::string model_control_mode = "none";
   int threads = 0;
   int max_message_mb = 64;
+  std::string run_inline = "grpc,http";
 };
 
 int RunServe(const ServeArgs& a) {
   if (a.model_control_mode != "none" && a.model_control_mode != "explicit") {
     return Fail("serve", "--model-control-mode must be none or explicit, got '" +
                              a.model_control_mode + "'");
+  }
+  bool inline_grpc = false, inline_http = false;
+  if (a.run_inline != "none") {
+    std::stringstream list(a.run_inline);
+    for (std::string item; std::getline(list, item, ',');) {
+      if (item == "grpc") {
+        inline_grpc = true;
+      } else if (item == "http") {
+        inline_http = true;
+      } else {
+        return Fail("serve", "--run-inline takes grpc, http, both comma-separated, or none; got '" +
+                                 a.run_inline + "'");
+      }
+    }
   }
   // Block the stop signals before any thread starts, so that gRPC's and the schedulers' threads
   // inherit the mask and this thread alone receives them (sigwait below).
@@ -63,6 +78,7 @@ int RunServe(const ServeArgs& a) {
     go.port = a.grpc_port;
     go.max_message_bytes = a.max_message_mb << 20;
     go.shared_memory = shared_memory;
+    go.run_inline = inline_grpc;
     auto started = serve::GrpcServer::Start(repository->get(), go);
     if (!started.ok()) return Fail("serve", started.status().message());
     grpc = std::move(started).value();
@@ -76,6 +92,7 @@ int RunServe(const ServeArgs& a) {
     ho.max_request_bytes = static_cast<std::size_t>(a.max_message_mb) << 20;
     ho.threads = a.http_threads;
     ho.shared_memory = shared_memory;
+    ho.run_inline = inline_http;
     auto started = serve::HttpServer::Start(repository->get(), ho);
     if (!started.ok()) return Fail("serve", started.status().message());
     http = std::move(started).value();
@@ -133,6 +150,10 @@ void RegisterServe(CLI::App& app, RunFn* run) {
                   "none: load every model at start; explicit: only on RepositoryModelLoad");
   cmd->add_option("--threads", a->threads, "intra-op threads of each model's engine (0 = all)")
       ->check(CLI::Range(0, 1024));
+  cmd->add_option("--run-inline", a->run_inline,
+                  "frontends whose threads run a lone small request themselves when an instance "
+                  "is idle, saving two thread hand-offs (grpc, http, grpc,http or none)")
+      ->capture_default_str();
   cmd->add_option("--max-message-mb", a->max_message_mb,
                   "largest gRPC message accepted or sent, and largest HTTP request body, MiB")
       ->check(CLI::Range(1, 2047));

@@ -263,7 +263,7 @@ void FillStatistics(const LoadedModel& model, inference::ModelStatistics* out) {
 // on the latency of a lone request.
 class Responder {
  public:
-  explicit Responder(int threads) {
+  Responder(int threads, bool run_inline) : run_inline_(run_inline) {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
   }
   ~Responder() {
@@ -274,6 +274,9 @@ class Responder {
     cv_.notify_all();
     for (auto& t : threads_) t.join();  // after the queue is drained
   }
+
+  // Whether a lone small request may run on the gRPC thread that received it.
+  bool run_inline() const { return run_inline_; }
 
   // Runs `send` now when the model's instances have no queued work waiting, else on a
   // responder thread.
@@ -308,6 +311,7 @@ class Responder {
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
   bool stopping_ = false;
+  const bool run_inline_;
   std::vector<std::thread> threads_;
 };
 
@@ -360,7 +364,7 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
               FillResponse(*handle, std::move(out), use.get(), resp.mutable_infer_response());
           Complete(s.ok() ? std::move(resp) : Error(id, s));
         });
-      }, /*may_run_inline=*/true);
+      }, responder_->run_inline());
     }
     StartRead(&request_);
   }
@@ -500,7 +504,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
                 reactor->Finish(ToGrpc(s));
               });
         },
-        /*may_run_inline=*/true);
+        responder->run_inline());
     return reactor;
   }
 
@@ -623,7 +627,7 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* reposit
   s->impl_ = std::make_unique<Impl>();
   // A quarter of the cores (at least one) send responses when the instances are busy.
   s->impl_->responder = std::make_unique<Responder>(
-      static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4)));
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4)), options.run_inline);
   s->impl_->shared_memory =
       options.shared_memory ? options.shared_memory : std::make_shared<SharedMemoryManager>();
   s->impl_->service = std::make_unique<Service>(repository, s->impl_->responder.get(),

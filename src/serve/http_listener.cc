@@ -1,6 +1,9 @@
 #include "http_listener.h"
 
+#include <sys/socket.h>
+
 #include <chrono>
+#include <vector>
 
 namespace larserve::serve {
 
@@ -13,6 +16,16 @@ StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(std::unique_ptr<http
   }
   const std::string address =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  // httplib listens with a backlog of 5 (compiled into Debian's library). A client opening
+  // dozens of connections at once (perf_analyzer at concurrency 64) overflowed it: the kernel
+  // dropped handshakes and reset some connections ("Failure when receiving data from the peer").
+  // The socket is noted here as httplib creates it, and listened on again with a larger backlog
+  // once bound (Linux applies a second listen() to the queue length).
+  std::vector<int> sockets;
+  server->set_socket_options([&sockets](socket_t sock) {
+    httplib::default_socket_options(sock);
+    sockets.push_back(static_cast<int>(sock));
+  });
   int bound = port;
   if (port == 0) {
     bound = server->bind_to_any_port(host);
@@ -23,6 +36,8 @@ StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(std::unique_ptr<http
     return Unavailable("cannot serve " + std::string(what) + " on " + address +
                        " (address in use, or not an address of this machine)");
   }
+  if (!sockets.empty()) ::listen(sockets.back(), SOMAXCONN);  // the socket that was bound
+  server->set_socket_options(httplib::default_socket_options);
   std::unique_ptr<HttpListener> l(new HttpListener());
   l->server_ = std::move(server);
   l->port_ = bound;

@@ -598,6 +598,8 @@ class Frontend {
            std::shared_ptr<SharedMemoryManager> shared_memory)
       : repository_(repository), max_body_(max_body), shared_memory_(std::move(shared_memory)) {}
 
+  void set_run_inline(bool run_inline) { run_inline_ = run_inline; }
+
   void Register(httplib::Server& s) {
     s.Get("/v2/health/live",
           [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
@@ -762,8 +764,7 @@ class Frontend {
     std::future<InferResponse> done = promise->get_future();
     handle->scheduler->Enqueue(
         std::move(parsed->request),
-        [promise](InferResponse out) { promise->set_value(std::move(out)); },
-        /*may_run_inline=*/true);
+        [promise](InferResponse out) { promise->set_value(std::move(out)); }, run_inline_);
     const InferResponse out = done.get();
     if (!out.status.ok()) return ReplyStatus(res, out.status);
     WriteInferResponse(*handle, *parsed, out, res);
@@ -855,6 +856,7 @@ class Frontend {
   ModelRepository* repository_;
   const std::size_t max_body_;
   std::shared_ptr<SharedMemoryManager> shared_memory_;
+  bool run_inline_ = true;
 };
 
 // httplib's task queue, growing with demand. httplib ties a worker to each open connection for
@@ -955,6 +957,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(ModelRepository* reposit
   s->impl_->frontend = std::make_unique<Frontend>(
       repository, options.max_request_bytes,
       options.shared_memory ? options.shared_memory : std::make_shared<SharedMemoryManager>());
+  s->impl_->frontend->set_run_inline(options.run_inline);
   auto server = std::make_unique<httplib::Server>();
   server->new_task_queue = [threads] { return new ElasticTaskQueue(threads); };
   server->set_payload_max_length(options.max_request_bytes);

@@ -156,6 +156,39 @@ def test_more_open_connections_than_a_fixed_pool_had_workers(server, tmp_path):
             conn.close()
 
 
+def test_a_burst_of_connections_is_not_reset(server):
+    """perf_analyzer at concurrency 64 opens its connections at once and sends at once. httplib
+    listens with a backlog of 5: the kernel dropped handshakes past it and reset connections
+    that had already sent ("Failure when receiving data from the peer"). Every one of 256
+    connections opened in one burst, each sending its request before any is answered, gets 200."""
+    import socket
+    host, port = server.http.rsplit(":", 1)
+    request = (f"GET /v2/models/{MODEL}/ready HTTP/1.1\r\nHost: x\r\n\r\n").encode()
+    socks = []
+    try:
+        for _ in range(256):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((host, int(port)))
+            socks.append(s)
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(30)
+            s.sendall(request)
+        failures = []
+        for k, s in enumerate(socks):
+            try:
+                reply = s.recv(4096)
+                if not reply.startswith(b"HTTP/1.1 200"):
+                    failures.append((k, reply[:40]))
+            except OSError as e:
+                failures.append((k, repr(e)))
+        assert not failures, failures[:5]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_grpc_and_http_requests_share_statistics(server, client):
     g = grpcclient.InferenceServerClient(server.grpc)
     before = client.get_inference_statistics(MODEL, "1")["model_stats"][0]

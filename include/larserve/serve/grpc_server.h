@@ -33,6 +33,9 @@ struct GrpcServerOptions {
   int max_message_bytes = 64 << 20;
   // System shared memory regions, shared with the HTTP frontend as in Triton; null: its own.
   std::shared_ptr<SharedMemoryManager> shared_memory;
+  // A lone small request may run on the gRPC thread that received it (Scheduler::Enqueue's
+  // may_run_inline) instead of being handed to the instance thread.
+  bool run_inline = true;
 };
 
 class GrpcServer {

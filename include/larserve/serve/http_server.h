@@ -54,6 +54,9 @@ struct HttpServerOptions {
   int threads = 0;
   // System shared memory regions, shared with the gRPC frontend as in Triton; null: its own.
   std::shared_ptr<SharedMemoryManager> shared_memory;
+  // A lone small request may run on the connection's worker thread (Scheduler::Enqueue's
+  // may_run_inline) instead of being handed to the instance thread.
+  bool run_inline = true;
 };
 
 inline constexpr std::size_t kDefaultHttpThreads = 1024;
