@@ -26,7 +26,10 @@ struct ServeArgs {
   std::string model_control_mode = "none";
   int threads = 0;
   int max_message_mb = 64;
-  std::string run_inline = "grpc,http";
+  // HTTP only by default: on the GPU machine's 16 cores a one-patch inference ran at 215 us on
+  // gRPC's threads (a different core, cold caches, each time) against 132-165 us on the instance
+  // thread, outweighing the hand-off saved (docs/perf/server.md).
+  std::string run_inline = "http";
 };
 
 int RunServe(const ServeArgs& a) {
@@ -152,7 +155,8 @@ void RegisterServe(CLI::App& app, RunFn* run) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--run-inline", a->run_inline,
                   "frontends whose threads run a lone small request themselves when an instance "
-                  "is idle, saving two thread hand-offs (grpc, http, grpc,http or none)")
+                  "is idle, saving two thread hand-offs (grpc, http, grpc,http or none; gRPC's "
+                  "threads change cores between calls, so its requests go to the instance)")
       ->capture_default_str();
   cmd->add_option("--max-message-mb", a->max_message_mb,
                   "largest gRPC message accepted or sent, and largest HTTP request body, MiB")
