@@ -65,7 +65,8 @@ def parse_args(argv=None):
     ap.add_argument("--model-repository", default=os.path.join(SRC, "models"))
     ap.add_argument("--model", default="emtrkmichel")
     ap.add_argument("--threads", default="0",
-                    help="intra-op threads of the engine, server and in-process alike (0 = all cores); "
+                    help="intra-op threads of each instance's engine, server and in-process alike (0 = the "
+                         "cores divided among the config's instances, as `larserve serve --threads 0`); "
                          "a comma list measures each in turn")
     ap.add_argument("--protocols", default="grpc", help="comma list of grpc, http")
     ap.add_argument("--batches", default="1,256", help="patches per request, comma list")
@@ -297,7 +298,8 @@ def perf_level(a, protocol, url, batch, conc, work):
 # --- report --------------------------------------------------------------------------------------
 
 def table(run_, stability):
-    lines = [f"threads {run_['threads']} (server --threads, exec --intra-threads):"]
+    resolved = f" = {run_['threads_resolved']}" if "threads_resolved" in run_ else ""
+    lines = [f"threads {run_['threads']}{resolved} per instance (server --threads, exec --intra-threads):"]
     head = (f"{'proto':5} {'batch':>5} {'conc':>4} {'infer/s':>9} {'x inproc':>8} {'p50 ms':>8} {'p99 ms':>8} "
             f"{'queue us':>9} {'compute us':>10} {'exec batch':>10}")
     lines += [head, "-" * len(head)]
@@ -312,10 +314,13 @@ def table(run_, stability):
         lines.append(f"{r['protocol']:5} {r['batch']:5d} {r['concurrency']:4d} {r['throughput']:9.0f} {ratio:8.2f} "
                      f"{r['p50_us'] / 1e3:8.3f} {r['p99_us'] / 1e3:8.3f} {r['server_queue_us']:9.0f} "
                      f"{r['server_compute_us']:10.0f} {eb:10.1f}{mark}")
-    lines.append("in-process (larserve exec, same plan and threads):")
+    lines.append("in-process (larserve exec, same plan and threads, one context per instance):")
     for b, v in sorted(ref.items()):
         lines.append(f"  batch {b:5d}: {v['throughput']:9.0f} infer/s, p50 {v['p50_us'] / 1e3:.3f} ms, "
                      f"p99 {v['p99_us'] / 1e3:.3f} ms")
+    if "in_process_single" in run_:
+        v = run_["in_process_single"]
+        lines.append(f"  batch     1, one context alone: p50 {v['p50_us'] / 1e3:.3f} ms, p99 {v['p99_us'] / 1e3:.3f} ms")
     for p, v in run_["added_latency_us"].items():
         lines.append(f"added latency, one patch, {p}: p50 {v['server_p50_us']:.0f} us through the server - "
                      f"{v['in_process_p50_us']:.0f} us in-process = {v['added_us']:.0f} us")
@@ -326,6 +331,11 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
     """Everything for one intra-op thread setting: plan, in-process runs, server, perf_analyzer sweep."""
     os.makedirs(work, exist_ok=True)
     out = {"threads": threads, "loadavg_start": os.getloadavg()}
+    if threads == 0:
+        # As `larserve serve --threads 0`: the usable cores divided among the model's instances;
+        # build, exec and the server then all get that number.
+        threads = max(1, len(os.sched_getaffinity(0)) // cfg["instances"])
+        out["threads_resolved"] = threads
     # 1. The engine: a plan built as the server builds the model, for the in-process runs (and the server).
     plan = os.path.join(work, "model.plan")
     build = [a.larserve, "build", onnx, "-o", plan, "--backend", "cpu", "--threads", str(threads), "--json"]
@@ -345,6 +355,9 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
         print(f"[server_bench] threads {threads}: in-process batch {b}", flush=True)
         out["in_process"][b] = in_process(a, plan, b, cfg["instances"], threads,
                                           os.path.join(work, f"exec_b{b}.log"))
+    if 1 in a.batches and cfg["instances"] > 1:
+        # The latency reference of a lone one-patch request: one context, nothing beside it.
+        out["in_process_single"] = in_process(a, plan, 1, 1, threads, os.path.join(work, "exec_b1_single.log"))
 
     # 3. The server: ours (the same plan) or one given by address.
     server = None
@@ -383,7 +396,7 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
     out["loadavg_end"] = os.getloadavg()
     out["added_latency_us"] = {}
     if 1 in out["in_process"]:
-        ip = out["in_process"][1]["p50_us"]
+        ip = out.get("in_process_single", out["in_process"][1])["p50_us"]
         for r in out["rows"]:
             if r["batch"] == 1 and r["concurrency"] == 1 and "error" not in r:
                 out["added_latency_us"][r["protocol"]] = {"server_p50_us": r["p50_us"], "in_process_p50_us": ip,

@@ -345,11 +345,18 @@ StatusOr<ModelHandle> ModelRepository::LoadVersion(
     std::shared_ptr<const inference::ModelConfig> config) {
   ASSIGN_OR_RETURN(const std::string path, FindModelFile(*config, version_dir));
   ASSIGN_OR_RETURN(const EngineSettings settings, EngineSettingsFromConfig(*config));
+  ASSIGN_OR_RETURN(SchedulerConfig scheduler_config, SchedulerConfigFromConfig(*config, version));
 
   runtime::BuildOptions options;
   options.backend = backend_;
   options.precision = settings.precision;
   options.threads = settings.threads >= 0 ? settings.threads : options_.threads;
+  if (options.threads == 0) {
+    // "All cores" is shared among the model's instances, each running its own intra-op team:
+    // more threads than cores would leave OpenMP teams waiting on preempted members.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    options.threads = std::max(1, cores / std::max(1, scheduler_config.instances));
+  }
   options.batch_min = settings.batch_min;
   options.batch_opt = settings.batch_opt;
   options.batch_max = settings.batch_max;
@@ -376,7 +383,6 @@ StatusOr<ModelHandle> ModelRepository::LoadVersion(
   }
   RETURN_IF_ERROR(CheckConfigAgainstEngine(*config, engine->inputs(), engine->outputs()));
 
-  ASSIGN_OR_RETURN(SchedulerConfig scheduler_config, SchedulerConfigFromConfig(*config, version));
   ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler,
                    Scheduler::Create(engine, std::move(scheduler_config)));
 

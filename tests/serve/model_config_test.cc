@@ -56,7 +56,7 @@ TEST(ModelConfig, ParsesTheShippedConfig) {
   EXPECT_EQ(c.output(1).dims(0), 1);
   ASSERT_EQ(c.instance_group_size(), 1);
   EXPECT_EQ(c.instance_group(0).kind(), inference::ModelInstanceGroup::KIND_CPU);
-  EXPECT_EQ(c.instance_group(0).count(), 1);
+  EXPECT_EQ(c.instance_group(0).count(), 2);
   ASSERT_TRUE(c.has_dynamic_batching());
   EXPECT_EQ(c.dynamic_batching().preferred_batch_size_size(), 1);
   EXPECT_EQ(c.dynamic_batching().preferred_batch_size(0), 256);
@@ -75,7 +75,7 @@ TEST(ModelConfig, ParsesTheShippedConfig) {
   ASSERT_TRUE(sched.ok()) << sched.status().ToString();
   EXPECT_EQ(sched->model_name, "emtrkmichel");
   EXPECT_EQ(sched->version, 3);
-  EXPECT_EQ(sched->instances, 1);
+  EXPECT_EQ(sched->instances, 2);
   EXPECT_EQ(sched->batching.max_batch_size, 65536);
   EXPECT_TRUE(sched->batching.dynamic);
   EXPECT_EQ(sched->batching.preferred_batch_sizes, (std::vector<int64_t>{256}));
@@ -403,7 +403,7 @@ TEST(ModelConfig, JsonAsTritonWritesIt) {
   EXPECT_TRUE(j["dynamic_batching"]["max_queue_delay_microseconds"].is_number());
   EXPECT_EQ(j["dynamic_batching"]["max_queue_delay_microseconds"], 0);
   EXPECT_EQ(j["instance_group"][0]["kind"], "KIND_CPU");
-  EXPECT_EQ(j["instance_group"][0]["count"], 1);
+  EXPECT_EQ(j["instance_group"][0]["count"], 2);
   EXPECT_EQ(j["version_policy"]["latest"]["num_versions"], 1);
 }
 

@@ -205,6 +205,11 @@ TEST_F(RepositoryTest, ServesTheShippedModelLikeItsEngine) {
   EXPECT_EQ(repo->Get("emtrkmichel", "one").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(repo->Get("nosuch").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(repo->AllReady().size(), 1u);
+
+  // threads 0 ("all cores") is divided among the shipped config's two instances.
+  ASSERT_EQ(m->config->instance_group(0).count(), 2);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(m->engine->options().threads, std::max(1, cores / 2));
 }
 
 TEST_F(RepositoryTest, VersionPolicies) {

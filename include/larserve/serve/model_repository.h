@@ -47,8 +47,8 @@ struct RepositoryOptions {
   bool load_all_at_start = true;
   // Engine backend for ONNX models: "" = "cpu" when built (oneDNN), else "reference".
   std::string backend;
-  // Intra-op threads of each engine (0 = all hardware threads); a config's parameters
-  // "intra_op_thread_count" overrides it for that model.
+  // Intra-op threads of each engine (0 = the hardware threads divided among the model's
+  // instances); a config's parameters "intra_op_thread_count" overrides it for that model.
   int threads = 0;
   // Tactic timings shared by every build of the repository, saved after builds that added to it.
   bool use_timing_cache = true;
