@@ -20,7 +20,8 @@ backend; tactics timed at OPT with --threads intra-op threads) and the server is
 (a copy of the model's folder whose config.pbtxt names model.plan), so both run the same
 optimised graph with the same kernel choices and thread count. The server runs one instance
 thread per instance_group count, each with its own execution context; `exec` runs as many
-contexts (--threads N) with the same intra-op threads. --serve-onnx serves the repository as it
+contexts (--threads N) with the same intra-op threads, with denormals flushed to zero as the
+server's instance threads do (`exec --ftz`). --serve-onnx serves the repository as it
 is instead (the server then builds and times its own engine). The in-process runs come first,
 with no server running. Each --threads value is a full pass (plan, in-process, server, sweep).
 `--serve-args` passes more options to `larserve serve` (e.g. `--run-inline http`).
@@ -237,7 +238,7 @@ class Server:
 
 def in_process(a, plan, batch, instances, threads, log):
     cmd = [a.larserve, "exec", plan, "--batch", str(batch), "--threads", str(instances),
-           "--intra-threads", str(threads), "--seconds", str(a.exec_seconds), "--json"]
+           "--intra-threads", str(threads), "--seconds", str(a.exec_seconds), "--ftz", "--json"]
     r = run(cmd, log)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")

@@ -7,6 +7,11 @@
 #include <fstream>
 #include <thread>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
+
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -235,6 +240,7 @@ struct ExecArgs {
   double seconds = 3.0;
   int warmup = 2;
   int64_t interval_us = 0;  // pause between runs
+  bool ftz = false;         // flush denormals to zero, as the server's instance threads
   bool profile = false;
   bool json = false;
   std::string backend = "reference";
@@ -281,6 +287,12 @@ int RunExec(const ExecArgs& a) {
   std::string error;
   std::mutex error_mutex;
   auto worker = [&](int t) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (a.ftz) {  // before the first run, so the OpenMP team this thread starts inherits it
+      _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+      _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+    }
+#endif
     std::vector<Tensor> outputs;
     for (int w = 0; w < a.warmup; ++w) {
       if (Status s = contexts[t]->Run(inputs, &outputs); !s.ok()) {
@@ -323,6 +335,7 @@ int RunExec(const ExecArgs& a) {
   j["intra_threads"] = a.intra_threads;
   j["run_intra_threads"] = engine.RunThreads(batch);  // what runs of this batch use
   j["interval_us"] = a.interval_us;
+  j["ftz"] = a.ftz;
   j["runs"] = all.size();
   j["seconds"] = elapsed;
   j["throughput_inferences_per_s"] = throughput;
@@ -504,6 +517,9 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
       ->check(CLI::Range(0, 100000));
+  cmd->add_flag("--ftz", a->ftz,
+                "flush denormals to zero (x86 FTZ and DAZ), as `larserve serve` runs its instances; "
+                "onnxruntime and PyTorch do not by default");
   cmd->add_option("--interval-us", a->interval_us,
                   "pause before each timed run, in microseconds (0 = back to back): the latency "
                   "of isolated requests, as a server sees them, with caches and intra-op "
