@@ -66,8 +66,9 @@ def parse_args(argv=None):
     ap.add_argument("--model-repository", default=os.path.join(SRC, "models"))
     ap.add_argument("--model", default="emtrkmichel")
     ap.add_argument("--threads", default="0",
-                    help="intra-op threads of each instance's engine, server and in-process alike (0 = the "
-                         "cores divided among the config's instances, as `larserve serve --threads 0`); "
+                    help="intra-op threads of each instance's engine, server and in-process alike (0 = as "
+                         "`larserve serve --threads 0`: the cores, less a quarter on 8 or more, divided "
+                         "among the config's instances); "
                          "a comma list measures each in turn")
     ap.add_argument("--protocols", default="grpc", help="comma list of grpc, http")
     ap.add_argument("--batches", default="1,256", help="patches per request, comma list")
@@ -333,9 +334,10 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
     os.makedirs(work, exist_ok=True)
     out = {"threads": threads, "loadavg_start": os.getloadavg()}
     if threads == 0:
-        # As `larserve serve --threads 0`: the usable cores divided among the model's instances;
-        # build, exec and the server then all get that number.
-        threads = max(1, len(os.sched_getaffinity(0)) // cfg["instances"])
+        # As `larserve serve --threads 0` (AutoThreads): the usable cores, less a quarter on 8 or
+        # more, divided among the model's instances; build, exec and the server all get that number.
+        cores = len(os.sched_getaffinity(0))
+        threads = max(1, (cores - cores // 4 if cores >= 8 else cores) // cfg["instances"])
         out["threads_resolved"] = threads
     # 1. The engine: a plan built as the server builds the model, for the in-process runs (and the server).
     plan = os.path.join(work, "model.plan")

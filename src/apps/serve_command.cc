@@ -151,7 +151,9 @@ void RegisterServe(CLI::App& app, RunFn* run) {
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--model-control-mode", a->model_control_mode,
                   "none: load every model at start; explicit: only on RepositoryModelLoad");
-  cmd->add_option("--threads", a->threads, "intra-op threads of each model's engine (0 = all)")
+  cmd->add_option("--threads", a->threads,
+                  "intra-op threads of each model instance (0 = the cores, less a quarter on "
+                  "machines of 8 or more, divided among the model's instances)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--run-inline", a->run_inline,
                   "frontends whose threads run a lone small request themselves when an instance "

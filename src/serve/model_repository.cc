@@ -340,6 +340,16 @@ Status ModelRepository::Load(const std::string& name) {
   return Status(first_failure, message);
 }
 
+int AutoThreads(int instances) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // On 8 cores or more, a quarter is left to the frontends (gRPC and HTTP threads, responses)
+  // and to clients on the same node. GPU machine's 16 cores, perf_analyzer on loopback, batch
+  // 256 (docs/perf/server.md): 1 x 16 engine threads gave about half the in-process throughput
+  // and 2 x 8 about 0.7 (OpenMP teams waiting on preempted members), 1 x 12 and 2 x 6 all of it.
+  const int engine_cores = cores >= 8 ? cores - cores / 4 : cores;
+  return std::max(1, engine_cores / std::max(1, instances));
+}
+
 StatusOr<ModelHandle> ModelRepository::LoadVersion(
     const std::string& name, int64_t version, const std::string& version_dir,
     std::shared_ptr<const inference::ModelConfig> config) {
@@ -351,12 +361,7 @@ StatusOr<ModelHandle> ModelRepository::LoadVersion(
   options.backend = backend_;
   options.precision = settings.precision;
   options.threads = settings.threads >= 0 ? settings.threads : options_.threads;
-  if (options.threads == 0) {
-    // "All cores" is shared among the model's instances, each running its own intra-op team:
-    // more threads than cores would leave OpenMP teams waiting on preempted members.
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    options.threads = std::max(1, cores / std::max(1, scheduler_config.instances));
-  }
+  if (options.threads == 0) options.threads = AutoThreads(scheduler_config.instances);
   options.batch_min = settings.batch_min;
   options.batch_opt = settings.batch_opt;
   options.batch_max = settings.batch_max;

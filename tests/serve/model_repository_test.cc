@@ -206,10 +206,19 @@ TEST_F(RepositoryTest, ServesTheShippedModelLikeItsEngine) {
   EXPECT_EQ(repo->Get("nosuch").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(repo->AllReady().size(), 1u);
 
-  // threads 0 ("all cores") is divided among the shipped config's two instances.
+  // threads 0 is divided among the shipped config's two instances.
   ASSERT_EQ(m->config->instance_group(0).count(), 2);
+  EXPECT_EQ(m->engine->options().threads, AutoThreads(2));
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  EXPECT_EQ(m->engine->options().threads, std::max(1, cores / 2));
+  EXPECT_LE(2 * AutoThreads(2), std::max(2, cores));
+}
+
+TEST(AutoThreadsTest, LeavesAQuarterOfLargeMachinesToTheFrontends) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int engine = cores >= 8 ? cores - cores / 4 : cores;
+  EXPECT_EQ(AutoThreads(1), engine);
+  EXPECT_EQ(AutoThreads(2), std::max(1, engine / 2));
+  EXPECT_EQ(AutoThreads(4 * cores), 1);
 }
 
 TEST_F(RepositoryTest, VersionPolicies) {

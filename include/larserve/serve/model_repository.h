@@ -41,14 +41,18 @@
 
 namespace larserve::serve {
 
+// Intra-op threads per instance for `threads` 0: the hardware threads, less a quarter on
+// machines of 8 or more (left to the frontends and local clients), divided among the instances.
+int AutoThreads(int instances);
+
 struct RepositoryOptions {
   // true: load every model at Open (Triton's default model control mode "none"); false:
   // explicit mode, nothing is loaded until Load() (RepositoryModelLoad).
   bool load_all_at_start = true;
   // Engine backend for ONNX models: "" = "cpu" when built (oneDNN), else "reference".
   std::string backend;
-  // Intra-op threads of each engine (0 = the hardware threads divided among the model's
-  // instances); a config's parameters "intra_op_thread_count" overrides it for that model.
+  // Intra-op threads of each engine (0 = AutoThreads); a config's parameters
+  // "intra_op_thread_count" overrides it for that model.
   int threads = 0;
   // Tactic timings shared by every build of the repository, saved after builds that added to it.
   bool use_timing_cache = true;
