@@ -364,11 +364,10 @@ int RunExec(const ExecArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf(
-      "model %s: backend %s, precision %s, batch %lld, %d thread%s x %d intra-op, %.1f s\n",
-      a.model.c_str(), j["backend"].get<std::string>().c_str(),
-      j["precision"].get<std::string>().c_str(), static_cast<long long>(batch), a.threads,
-      a.threads > 1 ? "s" : "", engine.RunThreads(batch), elapsed);
+  std::printf("model %s: backend %s, precision %s, batch %lld, %d thread%s x %d intra-op, %.1f s\n",
+              a.model.c_str(), j["backend"].get<std::string>().c_str(),
+              j["precision"].get<std::string>().c_str(), static_cast<long long>(batch), a.threads,
+              a.threads > 1 ? "s" : "", engine.RunThreads(batch), elapsed);
   std::printf("throughput: %.1f inferences/s (%zu runs)\n", throughput, all.size());
   std::printf("latency (ms): min %.3f  p50 %.3f  p90 %.3f  p99 %.3f\n",
               j["latency_ms"]["min"].get<double>(), j["latency_ms"]["p50"].get<double>(),
@@ -517,9 +516,10 @@ void RegisterExec(CLI::App& app, RunFn* run) {
   cmd->add_option("--seconds,-s", a->seconds, "measurement time")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--warmup", a->warmup, "untimed runs per thread first")
       ->check(CLI::Range(0, 100000));
-  cmd->add_flag("--ftz", a->ftz,
-                "flush denormals to zero (x86 FTZ and DAZ), as `larserve serve` runs its instances; "
-                "onnxruntime and PyTorch do not by default");
+  cmd->add_flag(
+      "--ftz", a->ftz,
+      "flush denormals to zero (x86 FTZ and DAZ), as `larserve serve` runs its instances; "
+      "onnxruntime and PyTorch do not by default");
   cmd->add_option("--interval-us", a->interval_us,
                   "pause before each timed run, in microseconds (0 = back to back): the latency "
                   "of isolated requests, as a server sees them, with caches and intra-op "

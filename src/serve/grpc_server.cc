@@ -351,20 +351,23 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
       Complete(Error(held->id(), r.status()));
     } else {
       ModelHandle handle = *model;
-      handle->scheduler->Enqueue(std::move(r).value(), [this, handle, held,
-                                                        use](InferResponse out) {
-        if (!out.status.ok()) {
-          Complete(Error(out.id, out.status));
-          return;
-        }
-        responder_->Send(*handle->scheduler, [this, handle, use, out = std::move(out)]() mutable {
-          inference::ModelStreamInferResponse resp;
-          const std::string id = out.id;
-          Status s =
-              FillResponse(*handle, std::move(out), use.get(), resp.mutable_infer_response());
-          Complete(s.ok() ? std::move(resp) : Error(id, s));
-        });
-      }, responder_->run_inline());
+      handle->scheduler->Enqueue(
+          std::move(r).value(),
+          [this, handle, held, use](InferResponse out) {
+            if (!out.status.ok()) {
+              Complete(Error(out.id, out.status));
+              return;
+            }
+            responder_->Send(*handle->scheduler,
+                             [this, handle, use, out = std::move(out)]() mutable {
+                               inference::ModelStreamInferResponse resp;
+                               const std::string id = out.id;
+                               Status s = FillResponse(*handle, std::move(out), use.get(),
+                                                       resp.mutable_infer_response());
+                               Complete(s.ok() ? std::move(resp) : Error(id, s));
+                             });
+          },
+          responder_->run_inline());
     }
     StartRead(&request_);
   }
@@ -493,7 +496,8 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
       held = std::make_shared<const SharedMemoryUse>(std::move(use));
     }
     handle->scheduler->Enqueue(
-        std::move(r).value(), [reactor, resp, handle, responder, held](InferResponse out) {
+        std::move(r).value(),
+        [reactor, resp, handle, responder, held](InferResponse out) {
           if (!out.status.ok()) {
             reactor->Finish(ToGrpc(out.status));
             return;

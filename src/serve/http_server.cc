@@ -758,8 +758,8 @@ class Frontend {
     auto parsed = ParseInferRequest(handle->name, body, req, *shared_memory_);
     if (!parsed.ok()) return ReplyStatus(res, parsed.status());
     // httplib's model: the worker waits for the scheduler's response (the compute runs on the
-    // model's instances, or on this thread when it may run inline). The promise is shared with the callback, which may still be returning
-    // from set_value when this thread wakes up.
+    // model's instances, or on this thread when it may run inline). The promise is shared with
+    // the callback, which may still be returning from set_value when this thread wakes up.
     auto promise = std::make_shared<std::promise<InferResponse>>();
     std::future<InferResponse> done = promise->get_future();
     handle->scheduler->Enqueue(

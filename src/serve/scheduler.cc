@@ -132,7 +132,7 @@ struct Scheduler::Impl {
   // is never spent on an instance that cannot take the work. The most recently idle is last
   // and is taken first: its caches are the warmest.
   std::vector<Instance*> idle;
-  int started = 0;                    // instance threads that have listed themselves idle
+  int started = 0;  // instance threads that have listed themselves idle
   std::condition_variable started_cv;
   int claims = 0;                     // instances claimed by callers (RunInline)
   std::condition_variable claims_cv;  // Stop waits here for claims to end

@@ -164,9 +164,9 @@ class Engine {
   std::vector<SegmentReport> segment_reports_;
   std::vector<TacticReport> tactic_reports_;
   std::map<std::string, std::string> chosen_tactics_;  // node name -> tactic, saved in plans
-  std::vector<int> node_segment_;                           // per node: index into segment_reports_
-  std::vector<int> last_use_;                               // per value: last node reading it
-  int max_threads_ = 1;    // options_.threads resolved
+  std::vector<int> node_segment_;                      // per node: index into segment_reports_
+  std::vector<int> last_use_;                          // per value: last node reading it
+  int max_threads_ = 1;                                // options_.threads resolved
   int64_t work_per_row_ = 0;  // estimated multiply-adds per batch row; 0 = unknown
   std::vector<std::unique_ptr<class NodeKernel>> kernels_;  // per node
 };

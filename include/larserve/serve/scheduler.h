@@ -118,8 +118,9 @@ class Scheduler {
   // instance would run it alone and at once on one intra-op thread (no queue delay that could
   // grow its batch, or a batch of the largest preferred size; a small batch). That saves two
   // thread hand-offs, about as long as a one-patch inference. The caller must hold no lock
-  // that `done` takes. The frontends pass true; the order of a caller's requests is kept either
-  // way, since a request runs inline only when none is queued.
+  // that `done` takes. The frontends pass their `run_inline` option (`serve --run-inline`); the
+  // order of a caller's requests is kept either way, since a request runs inline only when none
+  // is queued.
   void Enqueue(InferRequest request, ResponseCallback done, bool may_run_inline = false);
 
   ModelStats Stats() const;

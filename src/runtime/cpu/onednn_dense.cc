@@ -356,8 +356,8 @@ class ConvKernel : public OneDnnKernel {
         (pd.src_desc() != PlainDesc(xd) || pd.dst_desc() != UserDst(yd))) {
       const int64_t per_image =
           static_cast<int64_t>(std::max(pd.src_desc().get_size(), pd.dst_desc().get_size()) / n);
-      chunk = std::clamp<int64_t>(kChunkBytesPerThread * plan.threads / std::max<int64_t>(per_image, 1),
-                                  1, n);
+      chunk = std::clamp<int64_t>(
+          kChunkBytesPerThread * plan.threads / std::max<int64_t>(per_image, 1), 1, n);
     }
     memory bias;
     if (has_bias_) {
