@@ -262,7 +262,9 @@ TEST(PassesTest, ConvTransposeToNhwcBecomesAnNhwcFusedConv) {
     EXPECT_EQ(CountOp(opt, "Transpose"), 0) << to_gemm;
     ASSERT_EQ(CountOp(opt, "FusedConv"), 1);
     for (const auto& node : opt.nodes) {
-      if (node.op_type == "FusedConv") EXPECT_EQ(node.GetString("output_layout", ""), "NHWC");
+      if (node.op_type == "FusedConv") {
+        EXPECT_EQ(node.GetString("output_layout", ""), "NHWC");
+      }
     }
   }
 }
