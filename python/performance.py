@@ -65,6 +65,9 @@ def read_results(path):
             print(f"warning: {path} is incomplete (its writer was interrupted)", file=sys.stderr)
         g = f["hits"]
         hits = {k: g[k][:] for k in ("event", "apa", "plane", "wire", "peak_tick", "integral", "category", "scores")}
+        # Share of the hit's truth charge from its dominant particle (1 where the file lacks it).
+        hits["truth_fraction"] = (g["truth_fraction"][:] if "truth_fraction" in g
+                                  else np.ones(len(hits["category"]), np.float32))
         attrs = {k: _str(f.attrs[k]) for k in ("larserve_version", "source", "model") if k in f.attrs}
     n = len(hits["category"])
     if hits["scores"].shape != (n, 4):
@@ -143,7 +146,23 @@ def binned(integral, true_mask, pred_mask, edges):
             "purity": [None if np.isnan(x) else float(x) for x in pur]}
 
 
-def analyse(hits, threshold, purity_target, edges, delta_rays="track"):
+def split_by_truth_fraction(t, p, tf, cut):
+    """Efficiency and purity of track and em on hits whose dominant particle brought at least `cut`
+    of the truth charge ("clear") and on the others ("mixed"): how much of the error sits on hits
+    shared between particles, whose label is the larger share."""
+    out = {}
+    for name, sel in (("clear", tf >= cut), ("mixed", tf < cut)):
+        cats = {"n_hits": int(sel.sum())}
+        for c, cname in enumerate(CLASSES[:2]):
+            n_true, n_pred = int((sel & (t == c)).sum()), int((sel & (p == c)).sum())
+            n_both = int((sel & (t == c) & (p == c)).sum())
+            cats[cname] = {"n_true": n_true, "n_pred": n_pred, "n_both": n_both,
+                           "efficiency": ratio(n_both, n_true), "purity": ratio(n_both, n_pred)}
+        out[name] = cats
+    return out
+
+
+def analyse(hits, threshold, purity_target, edges, delta_rays="track", clear_fraction=0.9):
     cat = hits["category"]
     valid = cat != NO_TRUTH
     true3 = (TRUE3_DELTA_EM if delta_rays == "em" else TRUE3)[cat]
@@ -172,7 +191,9 @@ def analyse(hits, threshold, purity_target, edges, delta_rays="track"):
         vs["michel"] = binned(q, mtrue, mpred, edges)
         res["planes"][pname] = {"n_hits": int(pmask.sum()), "n_with_truth": int(m.sum()),
                                 "confusion": conf.tolist(), "categories": cats, "michel_score": msum,
-                                "vs_charge": vs}
+                                "vs_charge": vs,
+                                "by_truth_fraction": split_by_truth_fraction(
+                                    t, p, hits["truth_fraction"][m], clear_fraction)}
         curves[pname] = curve
     return res, curves
 
@@ -232,6 +253,19 @@ def markdown(report):
             for c, name in enumerate(CLASSES):
                 L.append(f"| {name} | " + " | ".join(str(v) for v in conf[c]) + " |")
             L.append("")
+    cut = report.get("clear_fraction", 0.9)
+    L += ["## Clear and mixed hits", "",
+          f"Clear: the dominant particle brought at least {cut} of the hit's truth charge; mixed: less "
+          "(the hit's label is the larger share of two or more particles).", "",
+          "| model | plane | hits | track eff | track pur | em eff | em pur |",
+          "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for plane in PLANES + ("all",):
+        for lab, m in report["models"].items():
+            for kind in ("clear", "mixed"):
+                b = m["planes"][plane]["by_truth_fraction"][kind]
+                L.append(f"| {lab} | {plane} {kind} | {b['n_hits']} | {fmt(b['track']['efficiency'])} | "
+                         f"{fmt(b['track']['purity'])} | {fmt(b['em']['efficiency'])} | {fmt(b['em']['purity'])} |")
+    L.append("")
     if report.get("agreement"):
         L += ["## Agreement of the predicted classes (same hits)", "", "| models | U | V | W | all |",
               "| --- | ---: | ---: | ---: | ---: |"]
@@ -348,6 +382,9 @@ def main(argv=None):
     ap.add_argument("--delta-rays", choices=["track", "em"], default="track",
                     help="true class of delta-ray hits: track (original scheme, default) or em")
     ap.add_argument("--purity-target", type=float, default=0.9)
+    ap.add_argument("--clear-fraction", type=float, default=0.9,
+                    help="hits whose dominant particle brought at least this share of the truth charge "
+                         "count as clear (reported apart from the mixed ones)")
     ap.add_argument("--charge-bins", type=int, default=12, help="bins of hit integral (log-spaced)")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
@@ -361,11 +398,12 @@ def main(argv=None):
     data = [read_results(f) for f in files]
     edges = charge_edges([h["integral"][h["category"] != NO_TRUTH] for h, _ in data], args.charge_bins)
     report = {"format": "larserve-performance", "schema_version": 1, "michel_threshold": args.michel_threshold,
-              "delta_rays": args.delta_rays,
+              "delta_rays": args.delta_rays, "clear_fraction": args.clear_fraction,
               "purity_target": args.purity_target, "charge_bin_edges": edges.tolist(), "models": {}}
     curves = {}
     for lab, f, (hits, attrs) in zip(labels, files, data):
-        res, curves[lab] = analyse(hits, args.michel_threshold, args.purity_target, edges, args.delta_rays)
+        res, curves[lab] = analyse(hits, args.michel_threshold, args.purity_target, edges, args.delta_rays,
+                                   args.clear_fraction)
         report["models"][lab] = {"file": os.path.abspath(f), "attrs": attrs, **res}
     if len(files) > 1:
         report["agreement"] = {}

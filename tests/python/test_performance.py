@@ -106,6 +106,34 @@ def test_single_model_exact(tmp_path):
     assert "| prod | W | michel | 2 | 2 | 1 | 0.5000 | 0.5000 |" in md
 
 
+def test_clear_and_mixed_hits(tmp_path):
+    """Hits whose dominant particle has less than --clear-fraction of the charge are reported apart."""
+    res = write_results(tmp_path / "r.h5", HITS)
+    with h5py.File(res, "r+") as f:
+        tf = f["hits/truth_fraction"][:]
+        tf[3] = 0.55   # the track called em
+        tf[8] = 0.6    # the shower called track
+        tf[0] = 0.95   # a right track, still clear at 0.9
+        f["hits/truth_fraction"][...] = tf
+    rep = performance.main([res, "-o", str(tmp_path / "perf"), "--labels", "m", "--no-plots"])
+    w = rep["models"]["m"]["planes"]["W"]["by_truth_fraction"]
+    assert w["clear"]["n_hits"] == 12 and w["mixed"]["n_hits"] == 2
+    # Clear: 4 of 5 true tracks (3 tracks, 2 deltas; a delta called none) and every predicted
+    # track right; em 4 of 4, of 5 predicted em (a none hit called em).
+    assert w["clear"]["track"]["efficiency"] == pytest.approx(4 / 5) and w["clear"]["track"]["purity"] == 1.0
+    assert w["clear"]["em"]["efficiency"] == 1.0 and w["clear"]["em"]["purity"] == pytest.approx(4 / 5)
+    # Mixed: the track called em and the shower called track, both wrong.
+    assert w["mixed"]["track"]["efficiency"] == 0.0 and w["mixed"]["track"]["purity"] == 0.0
+    assert w["mixed"]["em"]["efficiency"] == 0.0 and w["mixed"]["em"]["purity"] == 0.0
+    # Clear and mixed add up to the plane's counts.
+    c = rep["models"]["m"]["planes"]["W"]["categories"]
+    for cat in ("track", "em"):
+        for k in ("n_true", "n_pred", "n_both"):
+            assert w["clear"][cat][k] + w["mixed"][cat][k] == c[cat][k], (cat, k)
+    md = (tmp_path / "perf" / "performance.md").read_text()
+    assert "| m | W mixed | 2 | 0.0000 | 0.0000 | 0.0000 | 0.0000 |" in md
+
+
 def test_threshold_option(tmp_path):
     res = write_results(tmp_path / "r.h5", HITS)
     rep = performance.main([res, "-o", str(tmp_path / "p"), "--michel-threshold", "0.3", "--no-plots"])
