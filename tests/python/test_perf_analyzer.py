@@ -1,7 +1,7 @@
 """NVIDIA's perf_analyzer (the load tool of issue 5: unmodified, taken out of the tritonclient
 2.51.0 wheel by scripts/setup.sh) against `larserve serve` on loopback ports chosen at run time,
-with the production model repository entry (models/emtrkmichel: dynamic batching, preferred batch
-256, no queue delay). gRPC and HTTP: a concurrency sweep at batch 1 and a run at batch 8, with perf_analyzer's
+with the production model repository entry (models/emtrkmichel, run with one instance: dynamic
+batching, preferred batch 256, no queue delay). gRPC and HTTP: a concurrency sweep at batch 1 and a run at batch 8, with perf_analyzer's
 verbose CSV; the server's own statistics (ModelStatistics through tritonclient) against what
 perf_analyzer sent, batches formed under concurrency, real patches from `--input-data` with the
 responses validated by perf_analyzer, and a clear failure for an unknown model.
@@ -54,6 +54,13 @@ def pa():
 def server(tmp_path_factory):
     repo = tmp_path_factory.mktemp("pa_repo")
     shutil.copytree(os.path.join(SRC, "models", MODEL), repo / MODEL)
+    # One instance instead of the shipped two, so that at concurrency 4 requests always queue and
+    # batch (the checks below). At concurrency 8 with --request-count, perf_analyzer 2.51 over HTTP
+    # hung once in 17 runs after the server had answered all 400 requests; concurrency 4 has not.
+    config = repo / MODEL / "config.pbtxt"
+    text = config.read_text()
+    assert "count: 2" in text, "the shipped config's instance count changed: update this test"
+    config.write_text(text.replace("count: 2", "count: 1"))
     s = Server(repo, http=True)
     yield s
     assert s.stop() == 0
@@ -114,13 +121,13 @@ def assert_clean(r, out):
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_concurrency_sweep_batch1(pa, server, client, protocol, tmp_path):
     before = stats(client)
-    r, out = run_pa(pa, server, protocol, "-b", "1", "--concurrency-range", "1:7:2", *QUICK,
+    r, out = run_pa(pa, server, protocol, "-b", "1", "--concurrency-range", "1:4", *QUICK,
                     csv_path=tmp_path / "pa.csv")
     after = stats(client)
     assert_clean(r, out)
     rows = read_csv(tmp_path / "pa.csv")
     # perf_analyzer orders its CSV rows by throughput, not by concurrency: one row per level.
-    assert sorted(int(row["Concurrency"]) for row in rows) == [1, 3, 5, 7], rows
+    assert sorted(int(row["Concurrency"]) for row in rows) == [1, 2, 3, 4], rows
     for row in rows:
         assert float(row["Inferences/Second"]) > 0, row
         # The verbose CSV carries the server's side (ModelStatistics): queue and compute.
@@ -129,15 +136,14 @@ def test_concurrency_sweep_batch1(pa, server, client, protocol, tmp_path):
         assert float(row["Server Queue"]) >= 0 and int(row["p50 latency"]) <= int(row["p99 latency"]), row
     d = delta(before, after)
     levels = per_level(out)
-    assert sorted(levels) == [1, 3, 5, 7]
+    assert sorted(levels) == [1, 2, 3, 4]
     # Everything perf_analyzer sent was served and counted: at least the requests of its measured
     # windows (it also sends between windows), one inference each, none failed.
     assert d["fail"] == 0, d
     assert d["success"] >= sum(lv["requests"] for lv in levels.values()) > 0, (d, levels)
     assert d["inference"] == d["success"], d
     # Under concurrency the dynamic batcher really forms batches (the server's counts).
-    # (7 clients against the shipped config's 2 instances: requests queue behind busy instances.)
-    assert levels[7]["executions"] < levels[7]["inferences"], levels
+    assert levels[4]["executions"] < levels[4]["inferences"], levels
     assert d["execution"] < d["inference"], d
 
 
@@ -161,15 +167,14 @@ def test_batch8(pa, server, client, protocol, tmp_path):
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_request_count_matches_server_statistics(pa, server, client, protocol):
     """With --request-count perf_analyzer sends exactly that many requests: the server counts
-    each of them once, and at concurrency 8 (against the shipped config's 2 instances) fewer
-    executions than inferences: at most 8 requests per execution."""
+    each of them once, and at concurrency 4 fewer executions than inferences."""
     before = stats(client)
-    r, out = run_pa(pa, server, protocol, "-b", "1", "--concurrency-range", "8", "--request-count", "400")
+    r, out = run_pa(pa, server, protocol, "-b", "1", "--concurrency-range", "4", "--request-count", "400")
     after = stats(client)
     assert_clean(r, out)
     d = delta(before, after)
     assert d == {"inference": 400, "execution": d["execution"], "success": 400, "fail": 0}, d
-    assert 50 <= d["execution"] < 400, d
+    assert 100 <= d["execution"] < 400, d
 
 
 def real_patches(tmp_path, n=3):
