@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Load benchmark of `larserve serve` with NVIDIA's perf_analyzer, against the same engine in-process.
 
-    .venv/bin/python bench/server_bench.py [--protocols grpc,http] [--batches 1,256]
-        [--concurrency 1,2,4,8,16,32,64] [--window-ms 2000] [--threads 0[,1,...]] [--out server.json]
+    .venv/bin/python bench/server_bench.py [--protocols grpc,grpc-stream,http] [--batches 1,256]
+        [--concurrency 1,2,4,8,16,32,64] [--window-ms 2000] [--threads 0[,1,...]] [--rounds 1]
+        [--out server.json]
         [--larserve build/cpu-release/src/apps/larserve] [--perf-analyzer .venv/bin/perf_analyzer]
         [--model-repository models] [--model emtrkmichel] [--grpc-url H:P --http-url H:P]
 
 What is measured. perf_analyzer (unmodified, scripts/setup.sh) sends requests of --batches
 patches from `concurrency` synchronous clients, for every protocol, batch and concurrency, one
-perf_analyzer run each (time windows of --window-ms, repeated until stable). From its verbose
+perf_analyzer run each (time windows of --window-ms, repeated until stable). Protocol `grpc` is
+unary ModelInfer, `grpc-stream` the bidirectional ModelStreamInfer (perf_analyzer --streaming),
+`http` the REST API with binary tensors. From its verbose
 CSV: throughput, client latency percentiles and the server's own breakdown (ModelStatistics:
 queue, compute input/infer/output, averages per request); from its report, the server's
 inference and execution counts, hence the average batch the dynamic batcher formed.
@@ -25,6 +28,11 @@ server's instance threads do (`exec --ftz`). --serve-onnx serves the repository 
 is instead (the server then builds and times its own engine). The in-process runs come first,
 with no server running. Each --threads value is a full pass (plan, in-process, server, sweep).
 `--serve-args` passes more options to `larserve serve` (e.g. `--run-inline http`).
+
+Noisy hosts: with --rounds N the in-process runs and the server sweep alternate N times (the server
+restarted for each sweep, the in-process runs with no server running), ending with in-process
+runs, and each sweep is compared with the mean of the in-process runs just before and just after
+it; the summary gives the median ratio over the rounds per level.
 Results: docs/perf/server.md.
 
 Added latency of one-patch requests: perf_analyzer's p50 at batch 1, concurrency 1, minus the
@@ -42,6 +50,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import shlex
 import shutil
 import subprocess
@@ -70,7 +79,11 @@ def parse_args(argv=None):
                          "`larserve serve --threads 0`: the cores, less a quarter on 8 or more, divided "
                          "among the config's instances); "
                          "a comma list measures each in turn")
-    ap.add_argument("--protocols", default="grpc", help="comma list of grpc, http")
+    ap.add_argument("--protocols", default="grpc",
+                    help="comma list of grpc (unary ModelInfer), grpc-stream (ModelStreamInfer, "
+                         "perf_analyzer --streaming), http")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate in-process runs and server sweeps this many times (noisy hosts)")
     ap.add_argument("--batches", default="1,256", help="patches per request, comma list")
     ap.add_argument("--concurrency", default="1,2,4,8,16,32,64", help="concurrent requests, comma list")
     ap.add_argument("--window-ms", type=int, default=2000, help="perf_analyzer's measurement window")
@@ -95,11 +108,13 @@ def parse_args(argv=None):
     a = ap.parse_args(argv)
     a.protocols = [p.strip() for p in a.protocols.split(",") if p.strip()]
     for p in a.protocols:
-        if p not in ("grpc", "http"):
+        if p not in ("grpc", "grpc-stream", "http"):
             ap.error(f"unknown protocol {p!r}")
     a.batches, a.concurrency, a.threads = ints(a.batches), ints(a.concurrency), ints(a.threads)
     if a.perf_analyzer is None:
         a.perf_analyzer = os.environ.get("PERF_ANALYZER") or os.path.join(SRC, ".venv/bin/perf_analyzer")
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if a.grpc_url and "http" in a.protocols and not a.http_url:
         ap.error("--protocols http with --grpc-url needs --http-url")
     return a
@@ -269,8 +284,10 @@ def perf_level(a, protocol, url, batch, conc, work):
     for stability in (a.stability_percentage, 3 * a.stability_percentage, 10 * a.stability_percentage):
         tag = f"{protocol}_b{batch}_c{conc}_s{stability:g}"
         csv_path = os.path.join(work, tag + ".csv")
-        cmd = [a.perf_analyzer, "-m", a.model, "-u", url, "-i", protocol, "-b", str(batch),
-               "--concurrency-range", str(conc), "--measurement-mode", "time_windows",
+        cmd = [a.perf_analyzer, "-m", a.model, "-u", url, "-i", "http" if protocol == "http" else "grpc"]
+        if protocol == "grpc-stream":
+            cmd.append("--streaming")
+        cmd += ["-b", str(batch), "--concurrency-range", str(conc), "--measurement-mode", "time_windows",
                "--measurement-interval", str(a.window_ms), "--stability-percentage", f"{stability:g}",
                "--max-trials", str(a.max_trials), "-f", csv_path, "--verbose-csv"]
         load = os.getloadavg()[0]
@@ -302,30 +319,42 @@ def perf_level(a, protocol, url, batch, conc, work):
 def table(run_, stability):
     resolved = f" = {run_['threads_resolved']}" if "threads_resolved" in run_ else ""
     lines = [f"threads {run_['threads']}{resolved} per instance (server --threads, exec --intra-threads):"]
-    head = (f"{'proto':5} {'batch':>5} {'conc':>4} {'infer/s':>9} {'x inproc':>8} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'queue us':>9} {'compute us':>10} {'exec batch':>10}")
+    rounds = len(run_.get("in_process_rounds", [])) > 0
+    head = (f"{'protocol':11} {'batch':>5} {'conc':>4} {'round':>5} {'infer/s':>9} {'x inproc':>8} {'p50 ms':>8} "
+            f"{'p99 ms':>8} {'queue us':>9} {'compute us':>10} {'exec batch':>10}")
     lines += [head, "-" * len(head)]
-    ref = {int(b): v for b, v in run_["in_process"].items()}
     for r in run_["rows"]:
         if "error" in r:
-            lines.append(f"{r['protocol']:5} {r['batch']:5d} {r['concurrency']:4d}  failed: {' '.join(r['error'])[:80]}")
+            lines.append(f"{r['protocol']:11} {r['batch']:5d} {r['concurrency']:4d} {r['round']:5d}  "
+                         f"failed: {' '.join(r['error'])[:80]}")
             continue
-        ratio = r["throughput"] / ref[r["batch"]]["throughput"] if r["batch"] in ref else float("nan")
         eb = r.get("avg_executed_batch", float("nan"))
         mark = "" if r["stability_percentage"] == stability else f"  (s {r['stability_percentage']:g}%)"
-        lines.append(f"{r['protocol']:5} {r['batch']:5d} {r['concurrency']:4d} {r['throughput']:9.0f} {ratio:8.2f} "
-                     f"{r['p50_us'] / 1e3:8.3f} {r['p99_us'] / 1e3:8.3f} {r['server_queue_us']:9.0f} "
-                     f"{r['server_compute_us']:10.0f} {eb:10.1f}{mark}")
+        lines.append(f"{r['protocol']:11} {r['batch']:5d} {r['concurrency']:4d} {r['round']:5d} {r['throughput']:9.0f} "
+                     f"{r.get('ratio', float('nan')):8.2f} {r['p50_us'] / 1e3:8.3f} {r['p99_us'] / 1e3:8.3f} "
+                     f"{r['server_queue_us']:9.0f} {r['server_compute_us']:10.0f} {eb:10.1f}{mark}")
+    if rounds:
+        lines.append("median over rounds (each round against the mean of the in-process runs before and after it):")
+        for v in run_["summary"]:
+            lines.append(f"  {v['protocol']:11} batch {v['batch']:4d} conc {v['concurrency']:3d}: x inproc "
+                         f"{v['ratio_median']:.2f} (" + " ".join(f"{x:.2f}" for x in v["ratios"]) + "), "
+                         f"{v['throughput_median']:.0f} infer/s, p50 {v['p50_us_median']:.0f} us")
     lines.append("in-process (larserve exec, same plan and threads, one context per instance):")
-    for b, v in sorted(ref.items()):
-        lines.append(f"  batch {b:5d}: {v['throughput']:9.0f} infer/s, p50 {v['p50_us'] / 1e3:.3f} ms, "
-                     f"p99 {v['p99_us'] / 1e3:.3f} ms")
+    refs = [x["in_process"] for x in run_["in_process_rounds"]] if rounds else [run_["in_process"]]
+    for b in sorted(int(b) for b in run_["in_process"]):
+        vals = [ref.get(b, ref.get(str(b))) for ref in refs]
+        lines.append(f"  batch {b:5d}: " + " / ".join(f"{v['throughput']:.0f}" for v in vals) + " infer/s, p50 "
+                     + " / ".join(f"{v['p50_us'] / 1e3:.3f}" for v in vals) + " ms")
     if "in_process_single" in run_:
-        v = run_["in_process_single"]
-        lines.append(f"  batch     1, one context alone: p50 {v['p50_us'] / 1e3:.3f} ms, p99 {v['p99_us'] / 1e3:.3f} ms")
+        singles = ([x["in_process_single"] for x in run_["in_process_rounds"]] if rounds
+                   else [run_["in_process_single"]])
+        lines.append("  batch     1, one context alone: p50 " +
+                     " / ".join(f"{v['p50_us'] / 1e3:.3f}" for v in singles) + " ms")
     for p, v in run_["added_latency_us"].items():
         lines.append(f"added latency, one patch, {p}: p50 {v['server_p50_us']:.0f} us through the server - "
-                     f"{v['in_process_p50_us']:.0f} us in-process = {v['added_us']:.0f} us")
+                     f"{v['in_process_p50_us']:.0f} us in-process = {v['added_us']:.0f} us"
+                     + (" (median of rounds: " + " ".join(f"{x:.0f}" for x in v["added_us_per_round"]) + ")"
+                        if rounds else ""))
     return "\n".join(lines)
 
 
@@ -352,58 +381,107 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
                      "tactics": [t.get("chosen") for t in bj.get("tactic_choices", [])],
                      "served": "the model's ONNX, built by the server" if a.serve_onnx else "this plan"}
 
-    # 2. In-process, before any server runs.
-    out["in_process"] = {}
-    for b in a.batches:
-        print(f"[server_bench] threads {threads}: in-process batch {b}", flush=True)
-        out["in_process"][b] = in_process(a, plan, b, cfg["instances"], threads,
-                                          os.path.join(work, f"exec_b{b}.log"))
-    if 1 in a.batches and cfg["instances"] > 1:
-        # The latency reference of a lone one-patch request: one context, nothing beside it.
-        out["in_process_single"] = in_process(a, plan, 1, 1, threads, os.path.join(work, "exec_b1_single.log"))
+    # 2. In-process, before any server runs (with --rounds, again after every sweep).
+    def reference(k):
+        tag = f"_r{k}" if a.rounds > 1 else ""
+        ref = {}
+        for b in a.batches:
+            print(f"[server_bench] threads {threads}: in-process batch {b}", flush=True)
+            ref[b] = in_process(a, plan, b, cfg["instances"], threads, os.path.join(work, f"exec_b{b}{tag}.log"))
+        single = None
+        if 1 in a.batches and cfg["instances"] > 1:
+            # The latency reference of a lone one-patch request: one context, nothing beside it.
+            single = in_process(a, plan, 1, 1, threads, os.path.join(work, f"exec_b1_single{tag}.log"))
+        return ref, single
 
-    # 3. The server: ours (the same plan) or one given by address.
-    server = None
-    if a.grpc_url:
-        urls = {"grpc": a.grpc_url, "http": a.http_url}
-        out["server"] = {"external": urls}
-    else:
-        repo = os.path.join(work, "repo")
-        shutil.rmtree(repo, ignore_errors=True)
-        if a.serve_onnx:
-            shutil.copytree(model_dir, os.path.join(repo, a.model))
-        else:
-            vdir = os.path.join(repo, a.model, str(cfg["version"]))
-            os.makedirs(vdir)
-            shutil.copy(plan, os.path.join(vdir, "model.plan"))
-            with open(os.path.join(repo, a.model, "config.pbtxt"), "w") as f:
-                f.write(cfg["text"].rstrip("\n") + "\n# server_bench: the in-process plan\n"
-                        'default_model_filename: "model.plan"\n')
-        server = Server(a.larserve, repo, threads, a.protocols, os.path.join(work, "serve.log"),
-                        a.http_threads, shlex.split(a.serve_args))
-        urls = server.urls
-        out["server"] = {"command": server.cmd, "urls": urls}
+    refs = [reference(0)]
+    out["in_process"] = refs[0][0]
+    if refs[0][1]:
+        out["in_process_single"] = refs[0][1]
+
+    # 3. The server: ours (the same plan) or one given by address; one sweep per round.
     out["rows"] = []
-    try:
-        for protocol in a.protocols:
-            for b in a.batches:
-                for c in a.concurrency:
-                    row = perf_level(a, protocol, urls[protocol], b, c, work)
-                    out["rows"].append(row)
-                    msg = (f"failed: {row['error']}" if "error" in row else
-                           f"{row['throughput']:.0f} infer/s, p50 {row['p50_us']:.0f} us")
-                    print(f"[server_bench] threads {threads}: {protocol} batch {b} concurrency {c}: {msg}", flush=True)
-    finally:
-        if server:
-            server.stop()
+    for k in range(a.rounds):
+        rwork = os.path.join(work, f"round{k}") if a.rounds > 1 else work
+        os.makedirs(rwork, exist_ok=True)
+        server = None
+        if a.grpc_url:
+            urls = {"grpc": a.grpc_url, "http": a.http_url}
+            out["server"] = {"external": urls}
+        else:
+            repo = os.path.join(work, "repo")
+            shutil.rmtree(repo, ignore_errors=True)
+            if a.serve_onnx:
+                shutil.copytree(model_dir, os.path.join(repo, a.model))
+            else:
+                vdir = os.path.join(repo, a.model, str(cfg["version"]))
+                os.makedirs(vdir)
+                shutil.copy(plan, os.path.join(vdir, "model.plan"))
+                with open(os.path.join(repo, a.model, "config.pbtxt"), "w") as f:
+                    f.write(cfg["text"].rstrip("\n") + "\n# server_bench: the in-process plan\n"
+                            'default_model_filename: "model.plan"\n')
+            server = Server(a.larserve, repo, threads, a.protocols, os.path.join(rwork, "serve.log"),
+                            a.http_threads, shlex.split(a.serve_args))
+            urls = server.urls
+            out["server"] = {"command": server.cmd, "urls": urls}
+        urls = dict(urls, **{"grpc-stream": urls.get("grpc")})
+        try:
+            for protocol in a.protocols:
+                for b in a.batches:
+                    for c in a.concurrency:
+                        row = perf_level(a, protocol, urls[protocol], b, c, rwork)
+                        row["round"] = k
+                        out["rows"].append(row)
+                        msg = (f"failed: {row['error']}" if "error" in row else
+                               f"{row['throughput']:.0f} infer/s, p50 {row['p50_us']:.0f} us")
+                        print(f"[server_bench] threads {threads}: round {k}: {protocol} batch {b} concurrency {c}: "
+                              f"{msg}", flush=True)
+        finally:
+            if server:
+                server.stop()
+        if a.rounds > 1:
+            refs.append(reference(k + 1))
     out["loadavg_end"] = os.getloadavg()
+
+    # Each sweep against the in-process runs around it (one round: the runs before it).
+    if a.rounds > 1:
+        out["in_process_rounds"] = [{"in_process": r, "in_process_single": s1} for r, s1 in refs]
+
+    def bracket(k, b, key, single=False):
+        vals = []
+        for r, s1 in refs[k:k + 2] if a.rounds > 1 else refs[:1]:
+            v = s1 if single and s1 else r.get(b)
+            if v:
+                vals.append(v[key])
+        return sum(vals) / len(vals) if vals else None
+
+    for r in out["rows"]:
+        if "error" in r or r["batch"] not in out["in_process"]:
+            continue
+        r["in_process_throughput"] = bracket(r["round"], r["batch"], "throughput")
+        r["ratio"] = r["throughput"] / r["in_process_throughput"]
+    summary = {}
+    for r in out["rows"]:
+        if "ratio" in r:
+            summary.setdefault((r["protocol"], r["batch"], r["concurrency"]), []).append(r)
+    out["summary"] = [{"protocol": p, "batch": b, "concurrency": c, "rounds": len(rs),
+                       "ratio_median": statistics.median(x["ratio"] for x in rs),
+                       "ratios": [x["ratio"] for x in rs],
+                       "throughput_median": statistics.median(x["throughput"] for x in rs),
+                       "p50_us_median": statistics.median(x["p50_us"] for x in rs)}
+                      for (p, b, c), rs in summary.items()]
     out["added_latency_us"] = {}
     if 1 in out["in_process"]:
-        ip = out.get("in_process_single", out["in_process"][1])["p50_us"]
-        for r in out["rows"]:
-            if r["batch"] == 1 and r["concurrency"] == 1 and "error" not in r:
-                out["added_latency_us"][r["protocol"]] = {"server_p50_us": r["p50_us"], "in_process_p50_us": ip,
-                                                          "added_us": r["p50_us"] - ip}
+        for p in a.protocols:
+            rows = [r for r in out["rows"] if r["protocol"] == p and r["batch"] == 1 and r["concurrency"] == 1
+                    and "error" not in r]
+            if not rows:
+                continue
+            added = [r["p50_us"] - bracket(r["round"], 1, "p50_us", single=True) for r in rows]
+            out["added_latency_us"][p] = {
+                "server_p50_us": statistics.median(r["p50_us"] for r in rows),
+                "in_process_p50_us": statistics.median(bracket(r["round"], 1, "p50_us", single=True) for r in rows),
+                "added_us": statistics.median(added), "added_us_per_round": added}
     return out
 
 
@@ -429,7 +507,7 @@ def main(argv=None):
         "bench": "bench/server_bench.py", "argv": sys.argv[1:] if argv is None else argv,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": a.commit or commit(a.larserve), "machine": machine(),
-        "settings": {k: getattr(a, k) for k in ("protocols", "batches", "concurrency", "window_ms", "threads",
+        "settings": {k: getattr(a, k) for k in ("protocols", "batches", "concurrency", "rounds", "window_ms", "threads",
                                                  "stability_percentage", "max_trials", "exec_seconds", "model",
                                                  "model_repository", "serve_onnx", "larserve", "http_threads")},
         "perf_analyzer": {"path": a.perf_analyzer, "version": (pa_version.stdout + pa_version.stderr).strip(),
