@@ -9,6 +9,7 @@ Schema: the `larserve-patches` file, schema 1, that `larserve patches` writes (d
 """
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -21,6 +22,38 @@ CLASS_NAMES = ("track", "em", "none")
 PER_PATCH = ("label", "michel", "category", "event", "apa", "plane", "wire", "peak_tick",
              "integral", "truth_fraction", "kind")
 REQUIRED = ("patches", "label", "michel")
+# The delta-ray schemes of `larserve patches/reco --delta-rays` and of the `delta_rays`
+# attribute (docs/formats.md; FACTS.md section 3 asks that the choice be stated): "track" (the
+# original, also meant by a file without the attribute), "em", or "size:E": a delta ray whose
+# electron had less than E MeV of kinetic energy at creation is track, the others em.
+DELTA_RAYS = ("track", "em")
+DELTA_RAYS_SIZE = "size:"
+_SIZE_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_delta_rays(value):
+    """(scheme, E) of a delta-ray scheme: ("track", None), ("em", None) or ("size", E) with E a
+    positive float32 (MeV), as larserve parses it. ValueError naming the value otherwise."""
+    value = _str(value)
+    if value in DELTA_RAYS:
+        return value, None
+    if isinstance(value, str) and value.startswith(DELTA_RAYS_SIZE):
+        number = value[len(DELTA_RAYS_SIZE):]
+        mev = float(number) if _SIZE_NUMBER.fullmatch(number) else float("nan")
+        if not (0 < mev <= np.finfo(np.float32).max) or not np.float32(mev) > 0:
+            raise ValueError(f"delta-ray scheme {value!r}: E in 'size:E' must be a positive number "
+                             "of MeV (e.g. size:5)")
+        return "size", np.float32(mev)
+    raise ValueError(f"delta-ray scheme {value!r}: expected 'track' (the original 3-class scheme), "
+                     "'em' or 'size:E' (delta rays below E MeV track, the others em; e.g. size:5)")
+
+
+def delta_rays_name(value):
+    """The canonical name of a delta-ray scheme ("size:5.0" -> "size:5", as larserve writes it)."""
+    scheme, mev = parse_delta_rays(value)
+    if mev is None:
+        return scheme
+    return DELTA_RAYS_SIZE + np.format_float_positional(mev, trim="-")
 
 
 def _str(v):

@@ -12,8 +12,11 @@ confusion_<label>.png, eff_purity_vs_charge.png, michel_roc.png.
 Definitions (per plane U, V, W and all planes together; hits whose events had no truth,
 category 255, are left out and counted):
   true class   from the simulation category: track -> track, shower and michel -> em, none ->
-               none, delta -> track (the original 3-class scheme, FACTS.md section 3) or em
-               (--delta-rays em, for models trained on `larserve patches --delta-rays em`)
+               none, delta -> track (the original 3-class scheme, FACTS.md section 3), em
+               (--delta-rays em, for models trained on `larserve patches --delta-rays em`) or,
+               with --delta-rays size:E (E in MeV), track when the delta ray's electron had
+               less than E MeV of kinetic energy at creation and em otherwise (needs
+               /hits/truth_kinetic_mev, which `larserve reco` writes)
   predicted    argmax of the first three scores (track, em, none)
   efficiency   N(true c and predicted c) / N(true c)
   purity       N(true c and predicted c) / N(predicted c)
@@ -28,6 +31,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import patchdata  # noqa: E402  (the delta-ray schemes, shared with train.py)
+
 RESULTS_FORMAT = "larserve-reco-results"
 RESULTS_SCHEMA_VERSION = 1
 PLANES = ("U", "V", "W")
@@ -39,7 +45,9 @@ TRUE3 = np.full(256, -1, np.int64)
 TRUE3[[0, 1, 2, 3, 4]] = [2, 0, 1, 1, 0]
 TRUE3_DELTA_EM = TRUE3.copy()
 TRUE3_DELTA_EM[4] = 1
+DELTA_CATEGORY = 4
 MICHEL_CATEGORY = 3
+KINETIC = "truth_kinetic_mev"  # /hits dataset: kinetic energy at creation of the hit's particle
 # Rows of the efficiency/purity tables: the brief's track, shower (em), michel, plus none.
 ROWS = ("track", "em", "none", "michel")
 
@@ -68,6 +76,8 @@ def read_results(path):
         # Share of the hit's truth charge from its dominant particle (1 where the file lacks it).
         hits["truth_fraction"] = (g["truth_fraction"][:] if "truth_fraction" in g
                                   else np.ones(len(hits["category"]), np.float32))
+        if KINETIC in g:  # absent in files from before it existed; only --delta-rays size needs it
+            hits[KINETIC] = g[KINETIC][:]
         attrs = {k: _str(f.attrs[k]) for k in ("larserve_version", "source", "model") if k in f.attrs}
     n = len(hits["category"])
     if hits["scores"].shape != (n, 4):
@@ -79,6 +89,38 @@ def read_results(path):
     if bad.any():
         raise SystemExit(f"{path}: {int(bad.sum())} hits with an unknown category")
     return hits, attrs
+
+
+def delta_rays_arg(value):
+    """argparse type of --delta-rays: "track", "em" or "size:E" (E > 0, MeV), canonical."""
+    try:
+        return patchdata.delta_rays_name(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def describe_delta_rays(delta_rays):
+    """The true class of delta-ray hits under a scheme, in words."""
+    scheme, mev = patchdata.parse_delta_rays(delta_rays)
+    if scheme != "size":
+        return scheme
+    e = np.format_float_positional(mev, trim="-")
+    return f"track below {e} MeV of kinetic energy at creation, em at or above ({delta_rays})"
+
+
+def true_classes(hits, delta_rays="track"):
+    """The true 3-class label of every hit (-1 without truth) under a delta-ray scheme."""
+    cat = hits["category"]
+    scheme, mev = patchdata.parse_delta_rays(delta_rays)
+    true3 = (TRUE3_DELTA_EM if scheme == "em" else TRUE3)[cat]
+    if scheme == "size":
+        if KINETIC not in hits:
+            raise SystemExit(f"--delta-rays {delta_rays} needs /hits/{KINETIC}, which the results file lacks")
+        # float32 on both sides, as larserve compares; NaN (no particle) is not below: em.
+        small = np.asarray(hits[KINETIC], np.float32) < mev
+        delta = cat == DELTA_CATEGORY
+        true3[delta] = np.where(small[delta], 0, 1)
+    return true3
 
 
 def ratio(a, b):
@@ -165,7 +207,7 @@ def split_by_truth_fraction(t, p, tf, cut):
 def analyse(hits, threshold, purity_target, edges, delta_rays="track", clear_fraction=0.9):
     cat = hits["category"]
     valid = cat != NO_TRUTH
-    true3 = (TRUE3_DELTA_EM if delta_rays == "em" else TRUE3)[cat]
+    true3 = true_classes(hits, delta_rays)
     pred3 = np.argmax(hits["scores"][:, :3], axis=1)
     mscore = hits["scores"][:, 3].astype(np.float32)
     res = {"n_hits": int(len(cat)), "n_no_truth": int((~valid).sum()), "planes": {}}
@@ -217,7 +259,8 @@ def fmt(x, digits=4):
 def markdown(report):
     L = ["# Hit classification performance", ""]
     L.append(f"Michel threshold {report['michel_threshold']}; purity target {report['purity_target']}. "
-             f"True class: track -> track, delta -> {report.get('delta_rays', 'track')}, shower+michel -> em, "
+             f"True class: track -> track, delta -> {describe_delta_rays(report.get('delta_rays', 'track'))}, "
+             "shower+michel -> em, "
              "none -> none; predicted: argmax "
              "of (track, em, none). Hits without truth (category 255) are left out.")
     L.append("")
@@ -379,8 +422,10 @@ def main(argv=None):
     ap.add_argument("--labels", help="comma-separated names of the models, in file order (default: file names)")
     ap.add_argument("-o", "--output-dir", default="performance", help="output directory (default ./performance)")
     ap.add_argument("--michel-threshold", type=float, default=0.5)
-    ap.add_argument("--delta-rays", choices=["track", "em"], default="track",
-                    help="true class of delta-ray hits: track (original scheme, default) or em")
+    ap.add_argument("--delta-rays", type=delta_rays_arg, default="track", metavar="track|em|size:E",
+                    help="true class of delta-ray hits: track (original scheme, default), em, or size:E "
+                         "(E in MeV, e.g. size:5: track when the delta ray's electron had less than E MeV "
+                         "of kinetic energy at creation, else em; needs /hits/truth_kinetic_mev)")
     ap.add_argument("--purity-target", type=float, default=0.9)
     ap.add_argument("--clear-fraction", type=float, default=0.9,
                     help="hits whose dominant particle brought at least this share of the truth charge "
@@ -396,6 +441,12 @@ def main(argv=None):
     if len(set(labels)) != len(labels):
         labels = [f"{lab}_{i}" for i, lab in enumerate(labels)]
     data = [read_results(f) for f in files]
+    if patchdata.parse_delta_rays(args.delta_rays)[0] == "size":
+        for f, (hits, _) in zip(files, data):
+            if KINETIC not in hits:
+                raise SystemExit(f"{f}: --delta-rays {args.delta_rays} needs /hits/{KINETIC} (the kinetic "
+                                 "energy of each hit's particle at creation), which this results file lacks: "
+                                 "it was written by an older `larserve reco`; run `larserve reco` again")
     edges = charge_edges([h["integral"][h["category"] != NO_TRUTH] for h, _ in data], args.charge_bins)
     report = {"format": "larserve-performance", "schema_version": 1, "michel_threshold": args.michel_threshold,
               "delta_rays": args.delta_rays, "clear_fraction": args.clear_fraction,
@@ -428,6 +479,7 @@ def main(argv=None):
         f"{c} eff {fmt(m['planes']['all']['categories'][c]['efficiency'], 3)} pur "
         f"{fmt(m['planes']['all']['categories'][c]['purity'], 3)}" for c in ROWS)
         for lab, m in report["models"].items()]
+    print(f"delta rays: {describe_delta_rays(args.delta_rays)}")
     print("\n".join(all_rows))
     print(f"wrote {args.output_dir}/performance.md, performance.json" + ("" if args.no_plots else " and plots"))
     return report

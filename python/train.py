@@ -81,7 +81,9 @@ CATEGORY_TO_FINE = np.array([4, 0, 2, 3, 1], np.int64)
 # FINE_NAMES -> the production classes (track, em, none): the 5x3 0/1 matrix of the export.
 # Delta rays are track-like in the original scheme (the default); `larserve patches
 # --delta-rays em` labels them em (FACTS.md section 3), and the merge follows the data.
-DELTA_RAYS = ("track", "em")
+# `--delta-rays size:E` (a delta ray below E MeV track, the others em): the fine class of a
+# short delta ray's patch is track (its label says which side of E it is), the fine class delta
+# holds the long ones and merges into em.
 FINE_TO_3_BY_DELTA = {"track": np.array([0, 0, 1, 1, 2], np.int64),
                       "em": np.array([0, 1, 1, 1, 2], np.int64)}
 FINE_TO_3 = FINE_TO_3_BY_DELTA["track"]
@@ -89,11 +91,16 @@ MERGE_5_TO_3 = np.eye(3)[FINE_TO_3]  # [5, 3]
 MICHEL_5 = np.eye(5)[:, [3]]  # [5, 1]: P(michel) column
 
 
+def merge_scheme(delta_rays):
+    """The FINE_TO_3_BY_DELTA key of a delta-ray scheme: size:E merges as em (its short delta rays
+    are in the fine class track already). ValueError naming a bad scheme."""
+    scheme, _ = patchdata.parse_delta_rays(delta_rays)
+    return "em" if scheme == "size" else scheme
+
+
 def merge_matrix(delta_rays="track"):
     """The [5, 3] 0/1 merge of FINE_NAMES into (track, em, none) for a delta-ray scheme."""
-    if delta_rays not in DELTA_RAYS:
-        raise ValueError(f"delta_rays {delta_rays!r}: expected one of {DELTA_RAYS}")
-    return np.eye(3)[FINE_TO_3_BY_DELTA[delta_rays]]
+    return np.eye(3)[FINE_TO_3_BY_DELTA[merge_scheme(delta_rays)]]
 ONNX_OPSET = 17
 
 
@@ -303,11 +310,18 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768, fine=False
     # The delta-ray scheme the labels were made with (`larserve patches --delta-rays`; files
     # without the attribute use the original, track). All files must agree.
     schemes = {patchdata._str(s.attrs.get("delta_rays", "track")) for s in sources}
-    if len(schemes) != 1 or not schemes <= set(DELTA_RAYS):
-        raise SystemExit(f"patch files disagree on, or have an unknown, delta-ray scheme: {sorted(schemes)} "
-                         f"(expected one of {DELTA_RAYS}, the same in every file)")
+    try:
+        schemes = {patchdata.delta_rays_name(d) for d in schemes}
+    except ValueError:
+        schemes.add(None)
+    if len(schemes) != 1 or None in schemes:
+        raise SystemExit(f"patch files disagree on, or have an unknown, delta-ray scheme: "
+                         f"{sorted(map(str, schemes))} (expected track, em or size:E, the same in every file)")
     delta_rays = schemes.pop()
-    fine_to_3 = FINE_TO_3_BY_DELTA[delta_rays]
+    # size:E labels each delta ray by its energy (the label column holds the result): 3class
+    # takes it as is; for 5class a delta ray labelled track is put in the fine class track.
+    sized = patchdata.parse_delta_rays(delta_rays)[0] == "size"
+    fine_to_3 = FINE_TO_3_BY_DELTA[merge_scheme(delta_rays)]
     for fi, s in enumerate(sources):
         mine = pick[(pick >= starts[fi]) & (pick < starts[fi + 1])] - starts[fi]
         cnt = len(mine)
@@ -332,6 +346,8 @@ def load_data(paths, device, data_dtype="auto", limit=0, chunk=32768, fine=False
             f5 = CATEGORY_TO_FINE[cat]
             if s.has("kind"):
                 f5[s.read("kind")[mine] == 1] = FINE_NAMES.index("none")
+            if sized:  # short delta rays (labelled track): fine class track
+                f5[(f5 == FINE_NAMES.index("delta")) & (label[row:row + cnt] == 0)] = FINE_NAMES.index("track")
             bad = np.flatnonzero(fine_to_3[f5] != label[row:row + cnt])
             if len(bad):
                 raise SystemExit(f"{s.path}: category and label disagree at {len(bad)} patches "

@@ -12,11 +12,12 @@
 #
 # Usage: scripts/train_models.sh OUTDIR [--train-events N] [--eval-events N] [--epochs E]
 #                                [--device auto|cpu|cuda] [--archs production,compact]
-#                                [--track-keep F] [--delta-rays track|em] [-- train.py options]
+#                                [--track-keep F] [--delta-rays track|em|size:E] [-- train.py options]
 # --track-keep: fraction of track hits in the training set (0.2, LArSoft's sampling; 1 keeps the
 # natural mixture of hits that reconstruction sees).
-# --delta-rays: the 3-class label of delta-ray hits, track (the original scheme, default) or em;
-# used for the training set, the held-out summary and the performance tables.
+# --delta-rays: the 3-class label of delta-ray hits, track (the original scheme, default), em, or
+# size:E (delta rays below E MeV track, the others em); used for the training set, the held-out
+# summary and the performance tables.
 # Environment: LARSERVE (default build/cpu-release/src/apps/larserve), PYTHON (default
 # .venv/bin/python), THREADS (default: all cores).
 # The recorded run (docs/physics/training.md) used the defaults on the GPU machine.

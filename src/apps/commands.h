@@ -21,4 +21,8 @@ void RegisterServe(CLI::App& app, RunFn* run);  // built with the server (LARSER
 // Prints "larserve <command>: error: <message>" to stderr and returns the exit code 1.
 int Fail(const char* command, const std::string& message);
 
+// Checks a --delta-rays value with io::ParseDeltaRays ("track", "em" or "size:E"), so that a
+// bad value is refused while parsing, with the parser's message naming it.
+CLI::Validator DeltaRaysValidator();
+
 }  // namespace larserve::apps

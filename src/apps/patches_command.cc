@@ -138,8 +138,7 @@ StatusOr<PlaneResult> ProcessPlane(const Job& job, int64_t event_index,
     }
     io::PatchRecord rec;
     rec.category = static_cast<uint8_t>(s.truth.category);
-    rec.label =
-        static_cast<uint8_t>(io::LabelOfCategory(s.truth.category, job.selection->delta_rays));
+    rec.label = static_cast<uint8_t>(reco::LabelOfTruth(s.truth, job.selection->delta_rays));
     rec.michel = s.truth.category == sim::Category::kMichel ? 1 : 0;
     rec.kind = static_cast<uint8_t>(s.empty ? io::PatchKind::kEmpty : io::PatchKind::kHit);
     rec.event = event_index;
@@ -546,9 +545,11 @@ void RegisterPatches(CLI::App& app, RunFn* run) {
   auto* empty = cmd->add_option("--empty-per-hit", opts->empty_per_hit,
                                 "empty patches drawn per hit (train)");
   cmd->add_option("--delta-rays", opts->delta_rays,
-                  "label of delta-ray hits: track (the original 3-class scheme, default) or em "
-                  "(later schemes); with --balance train, em-labelled delta rays are all kept")
-      ->check(CLI::IsMember({"track", "em"}));
+                  "label of delta-ray hits: track (the original 3-class scheme, default), em "
+                  "(later schemes) or size:E (E in MeV, e.g. size:5: a delta ray whose electron "
+                  "had less than E MeV of kinetic energy at creation is track, the others em); "
+                  "with --balance train, em-labelled delta rays are all kept")
+      ->check(DeltaRaysValidator());
   cmd->add_option("--seed,-s", opts->seed, "seed of the sampling");
   cmd->add_option("--threads,-t", opts->threads, "worker threads (events in parallel)")
       ->check(CLI::Range(1, 1024));

@@ -66,11 +66,11 @@ struct Counts {
   int64_t hits = 0;
 };
 
-// The 3-class target of a sim category (0 track, 1 em, 2 none): track -> track, shower and
-// michel -> em, delta -> track or em by the chosen scheme (io::LabelOfCategory).
-int TrueClass(uint8_t category, io::DeltaRays delta) {
-  if (category >= sim::kNumCategories) return 2;
-  return static_cast<int>(io::LabelOfCategory(static_cast<sim::Category>(category), delta));
+// The 3-class target of a hit's truth (0 track, 1 em, 2 none): track -> track, shower and
+// michel -> em, delta -> track or em by the chosen scheme (the size scheme by the delta ray's
+// kinetic energy; reco::LabelOfTruth).
+int TrueClass(const reco::HitTruth& truth, io::DeltaRays delta) {
+  return static_cast<int>(reco::LabelOfTruth(truth, delta));
 }
 
 // The model's input and outputs: a [N, W, D, 1] float input and two outputs, [N, 3] class
@@ -343,9 +343,10 @@ int RunReco(const RecoArgs& a) {
           row.category = static_cast<uint8_t>(truth.category);
           row.truth_id = truth.truth_id;
           row.truth_fraction = truth.fraction;
+          row.truth_kinetic_mev = truth.kinetic_mev;
           Counts& c = per_plane[ph.plane];
           ++c.hits;
-          const int tc = TrueClass(row.category, delta_rays);
+          const int tc = TrueClass(truth, delta_rays);
           const int pcls = static_cast<int>(
               std::max_element(row.scores.begin(), row.scores.begin() + 3) - row.scores.begin());
           ++c.truth[tc];
@@ -415,7 +416,7 @@ int RunReco(const RecoArgs& a) {
   }
 #endif
   j["michel_threshold"] = a.michel_threshold;
-  j["delta_rays"] = a.delta_rays;
+  j["delta_rays"] = io::DeltaRaysName(delta_rays);
   if (events_with_truth > 0) {
     for (const auto& [plane, c] : per_plane) {
       nlohmann::json p;
@@ -468,9 +469,16 @@ int RunReco(const RecoArgs& a) {
   }
 #endif
   if (events_with_truth > 0) {
+    std::string delta_text = io::DeltaRaysName(delta_rays);
+    if (delta_rays.scheme == io::DeltaRays::Scheme::kSize) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), ": track below %g MeV, em at or above",
+                    static_cast<double>(delta_rays.size_mev));
+      delta_text += buf;
+    }
     std::printf(
         "  hit efficiency / purity in %% (Michel: score > %.2f; delta rays counted as %s)\n",
-        a.michel_threshold, a.delta_rays.c_str());
+        a.michel_threshold, delta_text.c_str());
     std::printf("  plane    hits    track eff/pur    shower eff/pur    michel eff/pur\n");
     auto pct = [](std::optional<double> v) {
       if (!v) return std::string("    -");
@@ -533,8 +541,10 @@ void RegisterReco(CLI::App& app, RunFn* run) {
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--delta-rays", a->delta_rays,
                   "true class of delta-ray hits in the summary: track (the original 3-class "
-                  "scheme, default) or em; use the scheme the model was trained with")
-      ->check(CLI::IsMember({"track", "em"}));
+                  "scheme, default), em, or size:E (E in MeV, e.g. size:5: track when the delta "
+                  "ray's electron had less than E MeV of kinetic energy at creation, else em); "
+                  "use the scheme the model was trained with")
+      ->check(DeltaRaysValidator());
   cmd->add_flag("--json", a->json, "print the summary as JSON");
   cmd->callback([a, run] { *run = [a] { return RunReco(*a); }; });
 }

@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <span>
@@ -96,7 +97,15 @@ struct Columns {
 std::string RecordError(const PatchRecord& r, DeltaRays delta) {
   if (r.category >= sim::kNumCategories) return "category " + std::to_string(r.category) + " > 4";
   const auto cat = static_cast<sim::Category>(r.category);
-  if (r.label != static_cast<uint8_t>(LabelOfCategory(cat, delta))) {
+  if (cat == sim::Category::kDelta && delta.scheme == DeltaRays::Scheme::kSize) {
+    // The size scheme labels a delta ray by its electron's energy, which the file does not
+    // store: either track or em is consistent with the category, none is not.
+    if (r.label != static_cast<uint8_t>(PatchLabel::kTrack) &&
+        r.label != static_cast<uint8_t>(PatchLabel::kEm)) {
+      return "label " + std::to_string(r.label) + " disagrees with category delta (delta rays " +
+             DeltaRaysName(delta) + ": track or em by the delta ray's energy)";
+    }
+  } else if (r.label != static_cast<uint8_t>(LabelOfCategory(cat, delta))) {
     return "label " + std::to_string(r.label) + " disagrees with category " +
            std::string(sim::CategoryName(cat)) + " (delta rays " + DeltaRaysName(delta) + ")";
   }
@@ -141,6 +150,11 @@ Status ValidateHeader(const PatchFileInfo& h, const std::string& where) {
     return bad("block_rows " + std::to_string(h.block_rows) + " is outside 1 to " +
                std::to_string(kMaxBlockRows));
   }
+  if (h.delta_rays.scheme == DeltaRays::Scheme::kSize &&
+      !(std::isfinite(h.delta_rays.size_mev) && h.delta_rays.size_mev > 0)) {
+    return bad("delta_rays size threshold " + std::to_string(h.delta_rays.size_mev) +
+               " MeV is not a finite number > 0");
+  }
   if (h.class_names != kPatchClassNames) {
     return bad("class_names '" + h.class_names + "' is not '" + kPatchClassNames + "'");
   }
@@ -160,23 +174,57 @@ uint32_t BlockCrc(const float* pixels, int64_t patch_size, Columns& cols, std::s
 
 }  // namespace
 
-const char* DeltaRaysName(DeltaRays d) {
-  return d == DeltaRays::kEm ? kDeltaRaysEm : kDeltaRaysTrack;
+std::string DeltaRaysName(DeltaRays d) {
+  switch (d.scheme) {
+    case DeltaRays::Scheme::kTrack:
+      break;
+    case DeltaRays::Scheme::kEm:
+      return kDeltaRaysEm;
+    case DeltaRays::Scheme::kSize: {
+      // Shortest form that reads back as the same float: "size:5", "size:2.5".
+      char buf[32];
+      const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d.size_mev);
+      return std::string(kDeltaRaysSizePrefix) + std::string(buf, ec == std::errc() ? end : buf);
+    }
+  }
+  return kDeltaRaysTrack;
 }
 
 StatusOr<DeltaRays> ParseDeltaRays(std::string_view name) {
-  if (name == kDeltaRaysTrack) return DeltaRays::kTrack;
-  if (name == kDeltaRaysEm) return DeltaRays::kEm;
+  if (name == kDeltaRaysTrack) return DeltaRays::Track();
+  if (name == kDeltaRaysEm) return DeltaRays::Em();
+  const std::string_view prefix = kDeltaRaysSizePrefix;
+  if (name.starts_with(prefix)) {
+    const std::string_view number = name.substr(prefix.size());
+    float mev = 0;
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), mev);
+    if (number.empty() || ec != std::errc() || end != number.data() + number.size() ||
+        !std::isfinite(mev) || !(mev > 0)) {
+      return InvalidArgument("delta-ray scheme '" + std::string(name) +
+                             "': E in 'size:E' must be a positive number of MeV (e.g. size:5)");
+    }
+    return DeltaRays::Size(mev);
+  }
   return InvalidArgument("delta-ray scheme '" + std::string(name) +
-                         "': expected 'track' (the original 3-class scheme) or 'em'");
+                         "': expected 'track' (the original 3-class scheme), 'em' or 'size:E' "
+                         "(delta rays below E MeV track, the others em; e.g. size:5)");
 }
 
-PatchLabel LabelOfCategory(sim::Category category, DeltaRays delta) {
+PatchLabel LabelOfCategory(sim::Category category, DeltaRays delta, float delta_kinetic_mev) {
   switch (category) {
     case sim::Category::kTrack:
       return PatchLabel::kTrack;
     case sim::Category::kDelta:
-      return delta == DeltaRays::kEm ? PatchLabel::kEm : PatchLabel::kTrack;
+      switch (delta.scheme) {
+        case DeltaRays::Scheme::kTrack:
+          return PatchLabel::kTrack;
+        case DeltaRays::Scheme::kEm:
+          return PatchLabel::kEm;
+        case DeltaRays::Scheme::kSize:
+          // NaN (unknown energy) is not below the threshold: em.
+          return delta_kinetic_mev < delta.size_mev ? PatchLabel::kTrack : PatchLabel::kEm;
+      }
+      return PatchLabel::kTrack;
     case sim::Category::kShower:
     case sim::Category::kMichel:
       return PatchLabel::kEm;

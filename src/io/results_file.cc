@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <string_view>
 
 #include "hdf5_util.h"
 #include "larserve/version.h"
@@ -16,6 +17,10 @@ using internal::NativeType;
 namespace {
 
 constexpr hsize_t kChunkRows = 16384;
+
+// A column added after the first files were written: the reader leaves the field at its
+// default (NaN) when the file lacks it.
+constexpr const char* kOptionalColumn = "truth_kinetic_mev";
 
 // The columns of /hits, in one place for the writer and the reader: name, element type, and
 // how to get at the field of a HitResult.
@@ -31,6 +36,7 @@ void ForEachColumn(F&& f) {
   f("width", &HitResult::width);
   f("integral", &HitResult::integral);
   f("truth_fraction", &HitResult::truth_fraction);
+  f(kOptionalColumn, &HitResult::truth_kinetic_mev);
 }
 
 // Appends `rows` rows of `cols` values each (`data`, row-major) to an extendable dataset.
@@ -244,6 +250,10 @@ StatusOr<ResultsData> ReadResultsFile(const std::string& path) {
   ForEachColumn([&](const char* name, auto member) {
     using T = std::decay_t<decltype(std::declval<HitResult>().*member)>;
     if (!s.ok()) return;
+    if (std::string_view(name) == kOptionalColumn &&
+        H5Lexists(file.get(), (std::string("hits/") + name).c_str(), H5P_DEFAULT) <= 0) {
+      return;
+    }
     std::vector<T> values(n);
     s = read(name, NativeType<T>(), 1, values.data());
     for (hsize_t i = 0; s.ok() && i < n; ++i) out.hits[i].*member = values[i];

@@ -55,8 +55,7 @@ StatusOr<std::vector<SelectedPatch>> SelectPatches(std::span<const Hit> hits,
   Rng empty_rng(DeriveSeed(seed, {1}));
   for (std::size_t i = 0; i < hits.size(); ++i) {
     const double u = keep_rng.Uniform();
-    const bool is_track =
-        io::LabelOfCategory(truth[i].category, config.delta_rays) == io::PatchLabel::kTrack;
+    const bool is_track = LabelOfTruth(truth[i], config.delta_rays) == io::PatchLabel::kTrack;
     if (!config.balance || !is_track || u < config.track_keep) {
       out.push_back({{hits[i].wire, hits[i].peak_tick}, false, static_cast<int32_t>(i), truth[i]});
     }

@@ -123,7 +123,10 @@ HitTruth TruthIndex::Match(int wire, int tick_begin, int tick_end) const {
   if (total <= 0) return out;
   out.truth_id = best->id;
   out.fraction = static_cast<float>(best->charge / total);
-  out.category = best->id >= 0 ? particles_[best->id].category : sim::Category::kNone;
+  if (best->id >= 0) {
+    out.category = particles_[best->id].category;
+    out.kinetic_mev = particles_[best->id].kinetic_mev;
+  }
   return out;
 }
 

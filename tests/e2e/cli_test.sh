@@ -56,6 +56,14 @@ else
   bad "patches --balance none: $(cat "$WORK/err") $(head -c 600 "$WORK/pe.json")"
 fi
 
+# --delta-rays size:5: the scheme is recorded in the selection (and the file's attribute).
+if "$LARSERVE" patches "$WORK/ev.h5" -o "$WORK/ps.h5" --delta-rays size:5 --json >"$WORK/ps.json" 2>"$WORK/err" &&
+  grep -q '"delta_rays": "size:5"' "$WORK/ps.json"; then
+  ok "patches --delta-rays size:5"
+else
+  bad "patches --delta-rays size:5: $(cat "$WORK/err") $(head -c 600 "$WORK/ps.json")"
+fi
+
 # Bad options and values.
 expect_error "unknown option" "not expected|unknown|--frobnicate" "$LARSERVE" sim --frobnicate -o "$WORK/x.h5"
 expect_error "unknown command" "frobnicate|not expected|subcommand" "$LARSERVE" frobnicate
@@ -96,5 +104,8 @@ expect_error "patches: bad plane" "unknown plane" "$LARSERVE" patches "$WORK/ev.
 expect_error "patches: bad track keep" "track keep" "$LARSERVE" patches "$WORK/ev.h5" --track-keep 1.5 -o "$WORK/x.h5"
 expect_error "patches: balance none with sampling" "cannot be combined" "$LARSERVE" patches "$WORK/ev.h5" --balance none --track-keep 0.5 -o "$WORK/x.h5"
 expect_error "patches: bad balance" "balance" "$LARSERVE" patches "$WORK/ev.h5" --balance half -o "$WORK/x.h5"
+for v in size: size:-1 size:abc foo; do
+  expect_error "patches: --delta-rays $v" "delta-ray scheme '$v'" "$LARSERVE" patches "$WORK/ev.h5" --delta-rays "$v" -o "$WORK/x.h5"
+done
 
 finish

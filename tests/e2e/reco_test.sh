@@ -75,6 +75,45 @@ PY
 else
   bad "reco --delta-rays em: $(cat "$WORK/err")"
 fi
+# --delta-rays size:5: delta rays below 5 MeV at creation count as track, the others as em. The
+# results file carries each hit's kinetic energy at creation (NaN without a particle), from
+# which the summary's counts follow exactly, and python/performance.py reproduces them.
+if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res_size.h5" --events 1 --json \
+     --delta-rays size:5 >"$WORK/size.json" 2>"$WORK/err" &&
+   "$PYTHON" - "$WORK/size.json" "$WORK/tr.json" "$WORK/res_size.h5" "$SRC/python" "$WORK/perf_size" <<'PY' >/dev/null 2>>"$WORK/err"; then
+import json, sys
+import h5py, numpy as np
+sz, tr = (json.load(open(p)) for p in sys.argv[1:3])
+assert sz["delta_rays"] == "size:5", sz["delta_rays"]
+with h5py.File(sys.argv[3]) as f:
+    h = f["hits"]
+    kin, cat, tid, plane = (h[k][:] for k in ("truth_kinetic_mev", "category", "truth_id", "plane"))
+assert kin.dtype == np.float32 and kin.shape == cat.shape
+assert np.isnan(kin[tid < 0]).all() and np.isfinite(kin[tid >= 0]).all() and (kin[tid >= 0] > 0).all()
+delta = cat == 4
+assert (delta & (kin < 5)).any() and (delta & (kin >= 5)).any(), "want delta rays on both sides of 5 MeV"
+for i, name in enumerate(("U", "V", "W")):
+    large = int((delta & (kin >= 5) & (plane == i)).sum())
+    a, b = sz["metrics"][name], tr["metrics"][name]
+    assert b["track"]["true"] - a["track"]["true"] == large, name
+    assert a["shower"]["true"] - b["shower"]["true"] == large, name
+    assert a["shower"]["predicted"] == b["shower"]["predicted"], name
+sys.path.insert(0, sys.argv[4])
+import performance
+rep = performance.main([sys.argv[3], "-o", sys.argv[5], "--no-plots", "--delta-rays", "size:5", "--labels", "m"])
+for name in ("U", "V", "W"):
+    p, r = rep["models"]["m"]["planes"][name]["categories"], sz["metrics"][name]
+    assert (p["track"]["n_true"], p["em"]["n_true"]) == (r["track"]["true"], r["shower"]["true"]), name
+    assert p["track"]["n_both"] / p["track"]["n_true"] == r["track"]["efficiency"], name
+PY
+  ok "reco --delta-rays size:5: delta rays split at 5 MeV, truth_kinetic_mev written, performance.py agrees"
+else
+  bad "reco --delta-rays size:5: $(tail -c 1500 "$WORK/err")"
+fi
+for v in size: size:-1 size:abc foo; do
+  expect_error "reco --delta-rays $v refused" "delta-ray scheme '$v'" \
+    "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res_bad.h5" --delta-rays "$v"
+done
 if "$LARSERVE" reco "$WORK/ev.h5" --local --model "$MODEL" -o "$WORK/res_bad.h5" --delta-rays shower \
      >/dev/null 2>"$WORK/err"; then
   bad "reco --delta-rays shower was accepted"

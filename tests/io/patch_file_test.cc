@@ -131,16 +131,16 @@ TEST(PatchFile, RoundTrip) {
 // other scheme is refused on write (and would be on read).
 TEST(PatchFile, DeltaRaySchemeIsStoredAndEnforced) {
   EXPECT_EQ(LabelOfCategory(sim::Category::kDelta), PatchLabel::kTrack);
-  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, DeltaRays::kEm), PatchLabel::kEm);
-  EXPECT_EQ(LabelOfCategory(sim::Category::kTrack, DeltaRays::kEm), PatchLabel::kTrack);
-  EXPECT_EQ(LabelOfCategory(sim::Category::kMichel, DeltaRays::kEm), PatchLabel::kEm);
-  EXPECT_EQ(*ParseDeltaRays("em"), DeltaRays::kEm);
-  EXPECT_EQ(*ParseDeltaRays("track"), DeltaRays::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, DeltaRays::Em()), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kTrack, DeltaRays::Em()), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kMichel, DeltaRays::Em()), PatchLabel::kEm);
+  EXPECT_EQ(*ParseDeltaRays("em"), DeltaRays::Em());
+  EXPECT_EQ(*ParseDeltaRays("track"), DeltaRays::Track());
   EXPECT_EQ(ParseDeltaRays("shower").status().code(), StatusCode::kInvalidArgument);
 
   const std::string path = TempPath("patches_delta_em.h5");
   PatchFileInfo h = SmallHeader();
-  h.delta_rays = DeltaRays::kEm;
+  h.delta_rays = DeltaRays::Em();
   auto w = PatchFileWriter::Create(path, h, {});
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   std::vector<float> px(24, 1.0f);
@@ -154,11 +154,121 @@ TEST(PatchFile, DeltaRaySchemeIsStoredAndEnforced) {
   ASSERT_TRUE((*w)->Close().ok());
   auto r = PatchFileReader::Open(path);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ((*r)->info().delta_rays, DeltaRays::kEm);
+  EXPECT_EQ((*r)->info().delta_rays, DeltaRays::Em());
   std::vector<float> got;
   std::vector<PatchRecord> recs;
   ASSERT_TRUE((*r)->Read(0, 1, &got, &recs).ok());
   EXPECT_EQ(recs.at(0).label, static_cast<uint8_t>(PatchLabel::kEm));
+}
+
+// --delta-rays size:E: a delta ray whose electron had less than E MeV at creation is track,
+// one at or above E em; the other categories as in the other schemes.
+TEST(PatchFile, SizeDeltaRaySchemeLabels) {
+  const DeltaRays size5 = DeltaRays::Size(5.0f);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, size5, 1.5f), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, size5, 4.999f), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, size5, 5.0f), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, size5, 12.0f), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, size5), PatchLabel::kEm);  // unknown energy
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, DeltaRays::Size(2.0f), 3.0f), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kTrack, size5, 1.0f), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kTrack, size5, 100.0f), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kShower, size5, 1.0f), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kMichel, size5, 1.0f), PatchLabel::kEm);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kNone, size5, 1.0f), PatchLabel::kNone);
+  // The other schemes ignore the energy.
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, DeltaRays::Track(), 50.0f), PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfCategory(sim::Category::kDelta, DeltaRays::Em(), 1.0f), PatchLabel::kEm);
+}
+
+TEST(PatchFile, ParseDeltaRaysSize) {
+  auto five = ParseDeltaRays("size:5");
+  ASSERT_TRUE(five.ok()) << five.status().ToString();
+  EXPECT_EQ(five->scheme, DeltaRays::Scheme::kSize);
+  EXPECT_EQ(five->size_mev, 5.0f);
+  EXPECT_EQ(DeltaRaysName(*five), "size:5");
+  EXPECT_EQ(DeltaRaysName(*ParseDeltaRays("size:2.5")), "size:2.5");
+  EXPECT_EQ(DeltaRaysName(*ParseDeltaRays("size:0.1")), "size:0.1");
+  EXPECT_EQ(DeltaRaysName(*ParseDeltaRays("size:5.0")), "size:5");
+  EXPECT_EQ(DeltaRaysName(DeltaRays::Track()), "track");
+  EXPECT_EQ(DeltaRaysName(DeltaRays::Em()), "em");
+  for (const char* bad : {"size:", "size:-1", "size:0", "size:abc", "size:5MeV", "size: 5",
+                          "size:nan", "size:inf", "size:1e99", "foo", "", "Size:5", "track:5"}) {
+    auto r = ParseDeltaRays(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("'" + std::string(bad) + "'"), std::string::npos)
+        << r.status().message();
+  }
+  EXPECT_NE(ParseDeltaRays("foo").status().message().find("size:E"), std::string::npos);
+  EXPECT_NE(ParseDeltaRays("size:-1").status().message().find("positive"), std::string::npos);
+}
+
+// The file records "size:5"; delta records may be labelled track or em (their energy is not
+// stored), never none; the other categories are still checked against the label.
+TEST(PatchFile, SizeDeltaRaySchemeRoundTrip) {
+  const std::string path = TempPath("patches_delta_size.h5");
+  PatchFileInfo h = SmallHeader();
+  h.delta_rays = DeltaRays::Size(5.0f);
+  auto w = PatchFileWriter::Create(path, h, {});
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::vector<float> px(24, 1.0f);
+  PatchRecord small = Record(4), large = Record(9);  // category delta
+  ASSERT_EQ(small.category, static_cast<uint8_t>(sim::Category::kDelta));
+  small.label = static_cast<uint8_t>(LabelOfCategory(sim::Category::kDelta, h.delta_rays, 1.0f));
+  large.label = static_cast<uint8_t>(LabelOfCategory(sim::Category::kDelta, h.delta_rays, 20.0f));
+  ASSERT_EQ(small.label, static_cast<uint8_t>(PatchLabel::kTrack));
+  ASSERT_EQ(large.label, static_cast<uint8_t>(PatchLabel::kEm));
+  PatchRecord none = small;
+  none.label = static_cast<uint8_t>(PatchLabel::kNone);
+  const Status wrong = (*w)->Append(px, std::vector<PatchRecord>{none});
+  EXPECT_EQ(wrong.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong.message().find("size:5"), std::string::npos) << wrong.message();
+  PatchRecord shower = Record(2);
+  shower.label = static_cast<uint8_t>(PatchLabel::kTrack);  // shower is em in every scheme
+  EXPECT_EQ((*w)->Append(px, std::vector<PatchRecord>{shower}).code(),
+            StatusCode::kInvalidArgument);
+  std::vector<PatchRecord> recs = {Record(1), small, large, Record(2), Record(3)};
+  std::vector<float> pxs(24 * recs.size(), 1.0f);
+  ASSERT_TRUE((*w)->Append(pxs, recs).ok());
+  ASSERT_TRUE((*w)->Close().ok());
+
+  // The attribute as h5py sees it.
+  {
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    hid_t a = H5Aopen_by_name(f, "/", "delta_rays", H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(a, 0);
+    hid_t t = H5Aget_type(a);
+    std::string value;
+    if (H5Tis_variable_str(t) > 0) {
+      char* s = nullptr;
+      ASSERT_GE(H5Aread(a, t, &s), 0);
+      value = s;
+      H5free_memory(s);
+    } else {
+      value.resize(H5Tget_size(t));
+      ASSERT_GE(H5Aread(a, t, value.data()), 0);
+      value.resize(std::strlen(value.c_str()));
+    }
+    EXPECT_EQ(value, "size:5");
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  auto r = PatchFileReader::Open(path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)->info().delta_rays, DeltaRays::Size(5.0f));
+  std::vector<float> got;
+  std::vector<PatchRecord> back;
+  ASSERT_TRUE((*r)->Read(0, 5, &got, &back).ok());
+  ASSERT_EQ(back.size(), 5u);
+  for (std::size_t i = 0; i < recs.size(); ++i) EXPECT_TRUE(SameRecord(back[i], recs[i])) << i;
+
+  // A header with a bad threshold is refused.
+  h.delta_rays = DeltaRays::Size(-1.0f);
+  auto bad = PatchFileWriter::Create(TempPath("patches_delta_bad.h5"), h, {});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PatchFile, EmptyFile) {

@@ -31,7 +31,8 @@ HITS = [
 ]
 
 
-def write_results(path, hits, model="test"):
+def write_results(path, hits, model="test", kinetic=None):
+    """kinetic: /hits/truth_kinetic_mev (float32 per hit), or None to leave it out (older files)."""
     n = len(hits)
     plane = np.array([h[0] for h in hits], np.uint8)
     cat = np.array([h[1] for h in hits], np.uint8)
@@ -56,6 +57,8 @@ def write_results(path, hits, model="test"):
         g["category"] = cat
         g["truth_id"] = np.where(cat == 255, -1, np.arange(n)).astype(np.int32)
         g["truth_fraction"] = np.ones(n, np.float32)
+        if kinetic is not None:
+            g["truth_kinetic_mev"] = np.asarray(kinetic, np.float32)
         g["scores"] = scores
     return str(path)
 
@@ -170,3 +173,55 @@ def test_rejects_other_formats(tmp_path):
         f.attrs["schema_version"] = 1
     with pytest.raises(SystemExit, match="larserve-reco-results"):
         performance.main([str(p), "-o", str(tmp_path / "o")])
+
+
+def kinetic_of_deltas(small, large):
+    """truth_kinetic_mev for HITS: the first W delta ray (called track) gets `small`, the second
+    (called none) `large`; every other hit 100 MeV, and NaN for the hit without truth."""
+    k = np.full(len(HITS), 100.0, np.float32)
+    deltas = [i for i, h in enumerate(HITS) if h[1] == 4]
+    assert len(deltas) == 2
+    k[deltas[0]], k[deltas[1]] = small, large
+    k[[i for i, h in enumerate(HITS) if h[1] == 255]] = np.nan
+    return k
+
+
+def test_delta_rays_size(tmp_path):
+    """--delta-rays size:5: a delta ray below 5 MeV at creation is true track, one at or above
+    (here exactly 5) true em; the other categories as before."""
+    res = write_results(tmp_path / "r.h5", HITS, kinetic=kinetic_of_deltas(2.0, 5.0))
+    out = tmp_path / "perf"
+    rep = performance.main([res, "-o", str(out), "--labels", "m", "--no-plots", "--delta-rays", "size:5.0"])
+    assert rep["delta_rays"] == "size:5"
+    w = rep["models"]["m"]["planes"]["W"]
+    # track row: 3 tracks + the 2 MeV delta (called track) and the track called em;
+    # em row: 3 showers, 2 Michel and the 5 MeV delta (called none).
+    assert w["confusion"] == [[4, 1, 0], [1, 4, 1], [0, 1, 2]]
+    c = w["categories"]
+    assert c["track"]["efficiency"] == pytest.approx(4 / 5) and c["em"]["efficiency"] == pytest.approx(4 / 6)
+    md = (out / "performance.md").read_text()
+    assert "delta -> track below 5 MeV of kinetic energy at creation, em at or above (size:5)" in md
+    # A threshold below both delta rays is the em scheme, one above both the track scheme.
+    for arg, same_as in (("size:1", "em"), ("size:10", "track")):
+        a = performance.main([res, "-o", str(tmp_path / arg), "--no-plots", "--delta-rays", arg])
+        b = performance.main([res, "-o", str(tmp_path / same_as), "--no-plots", "--delta-rays", same_as])
+        assert a["models"]["r"]["planes"]["W"]["confusion"] == b["models"]["r"]["planes"]["W"]["confusion"]
+        assert a["models"]["r"]["planes"]["W"]["confusion"] != w["confusion"]
+
+
+def test_delta_rays_size_needs_kinetic_energy(tmp_path):
+    res = write_results(tmp_path / "old.h5", HITS)  # no truth_kinetic_mev
+    with pytest.raises(SystemExit, match="truth_kinetic_mev"):
+        performance.main([res, "-o", str(tmp_path / "p"), "--no-plots", "--delta-rays", "size:5"])
+    # The other schemes do not need it.
+    performance.main([res, "-o", str(tmp_path / "q"), "--no-plots", "--delta-rays", "em"])
+
+
+@pytest.mark.parametrize("bad", ["size:", "size:-1", "size:0", "size:abc", "foo", "size:inf"])
+def test_delta_rays_bad_values(tmp_path, capsys, bad):
+    res = write_results(tmp_path / "r.h5", HITS, kinetic=kinetic_of_deltas(2.0, 8.0))
+    with pytest.raises(SystemExit) as e:
+        performance.main([res, "-o", str(tmp_path / "p"), "--no-plots", "--delta-rays", bad])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--delta-rays: delta-ray scheme '{bad}'" in err and "size:E" in err, err

@@ -337,6 +337,49 @@ def test_5class_labels_from_category(patches_file):
     np.testing.assert_array_equal(train.MERGE_5_TO_3.argmax(1), train.FINE_TO_3)
 
 
+def test_delta_rays_size_labels(tmp_path):
+    """`larserve patches --delta-rays size:E`: the file records the scheme, delta rays are
+    labelled track or em (more of them track the larger E), every other label is as in the
+    track scheme; train.py takes the labels as they are for 3class, and for 5class puts the
+    short delta rays in the fine class track and merges the fine class delta into em."""
+    if not larserve_has_patches():
+        pytest.skip("needs the larserve binary")
+    ev = tmp_path / "ev.h5"
+    subprocess.run([LARSERVE, "sim", "-n", "1", "-o", str(ev), "--seed", "5"], check=True,
+                   stdout=subprocess.DEVNULL)
+    labels = {}
+    for scheme in ("track", "size:2", "size:5", "size:20"):
+        p = tmp_path / f"p_{scheme.replace(':', '_')}.h5"
+        subprocess.run([LARSERVE, "patches", str(ev), "-o", str(p), "--balance", "none", "--planes", "W",
+                        "--delta-rays", scheme], check=True, stdout=subprocess.DEVNULL)
+        src = patchdata.open_patches(str(p))
+        assert patchdata._str(src.attrs["delta_rays"]) == scheme
+        labels[scheme], cat = src.read("label"), src.read("category")
+        src.close()
+    delta = cat == 4
+    assert delta.any()
+    n_track = {}
+    for scheme, lab in labels.items():
+        np.testing.assert_array_equal(lab[~delta], labels["track"][~delta])
+        assert set(np.unique(lab[delta])) <= {0, 1}
+        n_track[scheme] = int((lab[delta] == 0).sum())
+    assert n_track["size:2"] <= n_track["size:5"] <= n_track["size:20"] <= n_track["track"]
+    assert 0 < n_track["size:5"] < n_track["track"], n_track  # delta rays on both sides of 5 MeV
+    p5 = str(tmp_path / "p_size_5.h5")
+    ds = train.load_data([p5], torch.device("cpu"), limit=600)
+    assert ds.delta_rays == "size:5"
+    ds5 = train.load_data([p5], torch.device("cpu"), limit=600, fine=True)
+    fine, lab = ds5.fine.numpy(), ds5.label.numpy()
+    np.testing.assert_array_equal(train.FINE_TO_3_BY_DELTA["em"][fine], lab)
+    delta_fine = train.FINE_NAMES.index("delta")
+    assert (lab[fine == delta_fine] == 1).all() and (fine == delta_fine).any()
+    np.testing.assert_array_equal(train.merge_matrix("size:5"), train.merge_matrix("em"))
+    with pytest.raises(ValueError, match="size:0"):
+        train.merge_matrix("size:0")
+    with pytest.raises(SystemExit, match="delta-ray scheme"):
+        train.load_data([p5, str(tmp_path / "p_size_2.h5")], torch.device("cpu"), limit=600)
+
+
 def test_delta_rays_em_labels_and_merge(tmp_path):
     """`larserve patches --delta-rays em`: delta rays are labelled em, train.py reads the scheme
     from the file, and the 5class export merges P(delta) into em."""

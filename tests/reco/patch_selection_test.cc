@@ -132,6 +132,45 @@ TEST(PatchSelection, EmptyPatchesAreNearButOffSignal) {
   EXPECT_LE(empties, 320);
 }
 
+// --delta-rays size:5: delta rays below 5 MeV are track-labelled (subsampled with the tracks),
+// the others em-labelled (all kept); under track and em every delta ray goes one way.
+TEST(PatchSelection, SizeSchemeSubsamplesOnlySmallDeltaRays) {
+  Fixture f = MakeFixture();
+  auto idx = TruthIndex::Create(f.plane, f.particles);
+  ASSERT_TRUE(idx.ok());
+  // Track hits on wires ending in 5 become delta rays: 2 MeV ones on 25, 45, ..., 165 (8 hits),
+  // 20 MeV ones on 35, 55, ..., 175 (8 hits).
+  for (std::size_t i = 0; i < f.hits.size(); ++i) {
+    const int w = f.hits[i].wire;
+    if (w % 10 != 5) continue;
+    f.truth[i].category = sim::Category::kDelta;
+    f.truth[i].kinetic_mev = w % 20 == 5 ? 2.0f : 20.0f;
+  }
+  const auto views = PlaneViews(2, 200);
+  SelectionConfig config;
+  config.empty_per_hit = 0;
+  config.track_keep = 0;
+  auto count = [&](io::DeltaRays delta, int* small, int* large) {
+    config.delta_rays = delta;
+    auto sel = SelectPatches(f.hits, f.truth, *idx, views, 2000, config, 1);
+    EXPECT_TRUE(sel.ok()) << sel.status().ToString();
+    *small = *large = 0;
+    for (const auto& s : *sel) {
+      if (s.truth.category != sim::Category::kDelta) continue;
+      ++(s.truth.kinetic_mev < 5.0f ? *small : *large);
+    }
+    return static_cast<int>(sel->size());
+  };
+  int small = 0, large = 0;
+  EXPECT_EQ(count(io::DeltaRays::Size(5.0f), &small, &large), 16 + 8);  // showers + large deltas
+  EXPECT_EQ(small, 0);
+  EXPECT_EQ(large, 8);
+  EXPECT_EQ(count(io::DeltaRays::Size(1.0f), &small, &large), 16 + 16);  // every delta is em
+  EXPECT_EQ(count(io::DeltaRays::Size(50.0f), &small, &large), 16);      // every delta is track
+  EXPECT_EQ(count(io::DeltaRays::Track(), &small, &large), 16);
+  EXPECT_EQ(count(io::DeltaRays::Em(), &small, &large), 16 + 16);
+}
+
 TEST(PatchSelection, BadInput) {
   Fixture f = MakeFixture();
   auto idx = TruthIndex::Create(f.plane, f.particles);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_util.h"
 
 namespace larserve::reco {
@@ -14,9 +16,11 @@ std::vector<sim::TruthParticle> Particles() {
   std::vector<sim::TruthParticle> p(4);
   const sim::Category cats[4] = {sim::Category::kTrack, sim::Category::kDelta,
                                  sim::Category::kMichel, sim::Category::kShower};
+  const float kinetic[4] = {2000.0f, 3.5f, 40.0f, 150.0f};
   for (int i = 0; i < 4; ++i) {
     p[i].id = i;
     p[i].category = cats[i];
+    p[i].kinetic_mev = kinetic[i];
   }
   return p;
 }
@@ -61,6 +65,19 @@ TEST(TruthMatch, DominantParticleAndFraction) {
   EXPECT_EQ((*truth)[3].fraction, 0.0f);
   EXPECT_EQ((*truth)[4].category, sim::Category::kDelta);
   EXPECT_EQ((*truth)[5].truth_id, -1);
+  // The dominant particle's kinetic energy at creation (the size delta-ray scheme needs it);
+  // NaN without a particle.
+  EXPECT_EQ((*truth)[0].kinetic_mev, 40.0f);
+  EXPECT_EQ((*truth)[1].kinetic_mev, 2000.0f);
+  EXPECT_EQ((*truth)[4].kinetic_mev, 3.5f);
+  EXPECT_TRUE(std::isnan((*truth)[3].kinetic_mev));
+  EXPECT_TRUE(std::isnan((*truth)[5].kinetic_mev));
+  // The label of the 3.5 MeV delta ray: track below a 5 MeV threshold, em below 3.
+  EXPECT_EQ(LabelOfTruth((*truth)[4], io::DeltaRays::Size(5.0f)), io::PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfTruth((*truth)[4], io::DeltaRays::Size(3.0f)), io::PatchLabel::kEm);
+  EXPECT_EQ(LabelOfTruth((*truth)[4], io::DeltaRays::Track()), io::PatchLabel::kTrack);
+  EXPECT_EQ(LabelOfTruth((*truth)[0], io::DeltaRays::Size(5.0f)), io::PatchLabel::kEm);
+  EXPECT_EQ(LabelOfTruth((*truth)[3], io::DeltaRays::Size(5.0f)), io::PatchLabel::kNone);
 }
 
 TEST(TruthMatch, IndexQueries) {

@@ -10,6 +10,7 @@
 // shared with the other io files); a writer must be used by one thread at a time.
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,6 +38,9 @@ struct HitResult {
   float width = 0;     // Gaussian sigma, ticks
   float integral = 0;  // ADC x ticks
   float truth_fraction = 0;
+  // Kinetic energy at creation of the dominant particle (MeV; NaN without one): what the size
+  // delta-ray scheme needs (io::DeltaRays).
+  float truth_kinetic_mev = std::numeric_limits<float>::quiet_NaN();
   std::array<float, 4> scores{0, 0, 0, 0};  // track, em, none, michel
 };
 
@@ -68,7 +72,8 @@ class ResultsFileWriter {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads a whole results file (validated: format, version, column lengths, score shape).
+// Reads a whole results file (validated: format, version, column lengths, score shape). Files
+// written before /hits/truth_kinetic_mev existed read as NaN there.
 struct ResultsData {
   ResultsFileInfo info;
   std::vector<HitResult> hits;

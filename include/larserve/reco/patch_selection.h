@@ -3,8 +3,9 @@
 // data preparation for EmTrackMichelId (larreco PointIdAlg scripts, prepare_data_em_track.py):
 //
 //  - every em (shower, Michel) hit is kept, and hits without truth (label none);
-//  - track-labelled hits (track and delta-ray categories) are subsampled: the script keeps a
-//    configured fraction of (muon) track points, because cosmic muons swamp everything else;
+//  - track-labelled hits (track, and delta rays labelled track by `delta_rays`) are
+//    subsampled: the script keeps a configured fraction of (muon) track points, because cosmic
+//    muons swamp everything else;
 //  - "empty" patches are added: centred on points near signal (so the patch shows some) but
 //    with no signal pixel of a track or shower close to the centre. The script takes a random
 //    fraction of pixels with no truth within +-2 downsampled pixels and more than 6 signal
@@ -33,7 +34,7 @@ namespace larserve::reco {
 struct SelectionConfig {
   bool balance = true;             // false: keep every hit, no empty patches
   double track_keep = 0.2;         // probability to keep a track-labelled hit (1 in 5)
-  io::DeltaRays delta_rays = io::DeltaRays::kTrack;  // which label delta rays get
+  io::DeltaRays delta_rays;        // which label delta rays get (default track)
   double empty_per_hit = 0.1;      // empty patches drawn per hit (before subsampling)
   int empty_max_wire_offset = 8;   // an empty centre is within this many wires of its hit
   int empty_max_tick_offset = 48;  // and ticks (8 downsampled bins)

@@ -11,10 +11,12 @@
 // Ownership: a TruthIndex keeps pointers to the plane and the particle table it was built
 // from; both must outlive it. Immutable after Create; safe to share between threads.
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
 #include "larserve/core/status.h"
+#include "larserve/io/patch_file.h"
 #include "larserve/reco/hit_finder.h"
 #include "larserve/sim/event.h"
 
@@ -25,7 +27,16 @@ struct HitTruth {
   sim::Category category = sim::Category::kNone;
   float charge = 0;    // electrons of all truth pixels in the window
   float fraction = 0;  // share of `charge` from truth_id (0 when there is no charge)
+  // Kinetic energy of truth_id at creation (sim::TruthParticle::kinetic_mev), MeV; NaN when
+  // there is no particle. The size delta-ray scheme needs it (io::DeltaRays).
+  float kinetic_mev = std::numeric_limits<float>::quiet_NaN();
 };
+
+// The 3-class label of a hit's truth under a delta-ray scheme (io::LabelOfCategory, given the
+// dominant particle's kinetic energy).
+inline io::PatchLabel LabelOfTruth(const HitTruth& truth, io::DeltaRays delta) {
+  return io::LabelOfCategory(truth.category, delta, truth.kinetic_mev);
+}
 
 class TruthIndex {
  public:
