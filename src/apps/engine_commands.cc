@@ -525,7 +525,10 @@ void RegisterExec(CLI::App& app, RunFn* run) {
                   "of isolated requests, as a server sees them, with caches and intra-op "
                   "threads gone cold in between; the throughput then counts the pauses")
       ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
-  cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference or cpu");
+  cmd->add_option(
+      "--backend", a->backend,
+      "backend when building from ONNX: reference (default; the plain, slow one) or cpu "
+      "(oneDNN, as `larserve build --backend cpu`)");
   cmd->add_option("--precision", a->precision,
                   "precision when building from ONNX: fp32 or bf16 (cpu backend)");
   cmd->add_option("--seed", a->seed, "seed of the random inputs");
@@ -550,7 +553,10 @@ void RegisterInfer(CLI::App& app, RunFn* run) {
   cmd->add_option("--output-dir,-o", a->output_dir, "directory for the output .npy files")
       ->required()
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--backend", a->backend, "backend when building from ONNX: reference or cpu");
+  cmd->add_option(
+      "--backend", a->backend,
+      "backend when building from ONNX: reference (default; the plain, slow one) or cpu "
+      "(oneDNN, as `larserve build --backend cpu`)");
   cmd->add_option("--precision", a->precision, "precision when building from ONNX");
   cmd->add_option("--threads", a->threads, "intra-op threads (0 = all)")
       ->check(CLI::Range(0, 1024));
