@@ -28,6 +28,8 @@ server's instance threads do (`exec --ftz`). --serve-onnx serves the repository 
 is instead (the server then builds and times its own engine). The in-process runs come first,
 with no server running. Each --threads value is a full pass (plan, in-process, server, sweep).
 `--serve-args` passes more options to `larserve serve` (e.g. `--run-inline http`).
+`--shared-memory system` has perf_analyzer pass tensors through system shared memory regions
+(Triton's extension for clients on the same node) rather than in the request and response.
 
 Noisy hosts: with --rounds N the in-process runs and the server sweep alternate N times (the server
 restarted for each sweep, the in-process runs with no server running), ending with in-process
@@ -82,6 +84,10 @@ def parse_args(argv=None):
     ap.add_argument("--protocols", default="grpc",
                     help="comma list of grpc (unary ModelInfer), grpc-stream (ModelStreamInfer, "
                          "perf_analyzer --streaming), http")
+    ap.add_argument("--shared-memory", choices=["none", "system"], default="none",
+                    help="perf_analyzer --shared-memory: system puts every request's inputs and "
+                         "outputs in POSIX shared memory regions registered with the server (Triton's "
+                         "extension, for clients on the same node) instead of in the messages")
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate in-process runs and server sweeps this many times (noisy hosts)")
     ap.add_argument("--batches", default="1,256", help="patches per request, comma list")
@@ -287,6 +293,8 @@ def perf_level(a, protocol, url, batch, conc, work):
         cmd = [a.perf_analyzer, "-m", a.model, "-u", url, "-i", "http" if protocol == "http" else "grpc"]
         if protocol == "grpc-stream":
             cmd.append("--streaming")
+        if a.shared_memory != "none":
+            cmd += ["--shared-memory", a.shared_memory]
         cmd += ["-b", str(batch), "--concurrency-range", str(conc), "--measurement-mode", "time_windows",
                "--measurement-interval", str(a.window_ms), "--stability-percentage", f"{stability:g}",
                "--max-trials", str(a.max_trials), "-f", csv_path, "--verbose-csv"]
@@ -507,7 +515,7 @@ def main(argv=None):
         "bench": "bench/server_bench.py", "argv": sys.argv[1:] if argv is None else argv,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": a.commit or commit(a.larserve), "machine": machine(),
-        "settings": {k: getattr(a, k) for k in ("protocols", "batches", "concurrency", "rounds", "window_ms", "threads",
+        "settings": {k: getattr(a, k) for k in ("protocols", "batches", "concurrency", "rounds", "shared_memory", "window_ms", "threads",
                                                  "stability_percentage", "max_trials", "exec_seconds", "model",
                                                  "model_repository", "serve_onnx", "larserve", "http_threads")},
         "perf_analyzer": {"path": a.perf_analyzer, "version": (pa_version.stdout + pa_version.stderr).strip(),

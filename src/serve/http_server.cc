@@ -508,10 +508,8 @@ void WriteInferResponse(const LoadedModel& model, const HttpInferRequest& reques
       const Status s = WriteToSharedMemory(o.tensor, it->second,
                                            "model '" + model.name + "': output '" + o.name + "'");
       if (!s.ok()) return ReplyStatus(res, s);
-      ojson p{{"shared_memory_region", it->second.ref.region},
-              {"shared_memory_byte_size", it->second.ref.byte_size}};
-      if (it->second.ref.offset != 0) p["shared_memory_offset"] = it->second.ref.offset;
-      t["parameters"] = std::move(p);
+      // As Triton: name, datatype and shape only. Parameters here would break NVIDIA's C++
+      // client (perf_analyzer), which reads "binary_data_size" from any output that has them.
     } else if (request.Binary(o.name, o.tensor.dtype())) {
       t["parameters"] = ojson{{"binary_data_size", o.tensor.num_bytes()}};
       binary.push_back(&o.tensor);

@@ -177,6 +177,21 @@ def test_request_count_matches_server_statistics(pa, server, client, protocol):
     assert 100 <= d["execution"] < 400, d
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_system_shared_memory(pa, server, client, protocol):
+    """perf_analyzer --shared-memory system: inputs and outputs in POSIX shared memory regions it
+    registers with the server (Triton's extension). Every request is served, and the regions are
+    unregistered at the end (perf_analyzer reports failing to, as an error)."""
+    before = stats(client)
+    r, out = run_pa(pa, server, protocol, "-b", "8", "--concurrency-range", "2", "--request-count", "200",
+                    "--shared-memory", "system")
+    after = stats(client)
+    assert_clean(r, out)
+    d = delta(before, after)
+    assert d == {"inference": 1600, "execution": d["execution"], "success": 200, "fail": 0}, d
+    assert len(client.get_system_shared_memory_status().regions) == 0  # one registry for both frontends
+
+
 def real_patches(tmp_path, n=3):
     """A few hit patches of a simulated event (collection plane): an EM, a track and a Michel hit."""
     for args in (["sim", "--events", "1", "--seed", "11", "-o", str(tmp_path / "ev.h5")],

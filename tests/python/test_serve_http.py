@@ -335,9 +335,9 @@ def test_system_shared_memory(server, client, tmp_path):
         out_mi = httpclient.InferRequestedOutput(OUT_MI, binary_data=True)  # not in shared memory
         r = client.infer(MODEL, [inp], outputs=[out_em, out_mi])
         got = {o["name"]: o for o in r.get_response()["outputs"]}
-        assert got[OUT_EM]["shape"] == [n, 3] and "data" not in got[OUT_EM]
-        assert got[OUT_EM]["parameters"] == {"shared_memory_region": "io", "shared_memory_byte_size": em_bytes,
-                                             "shared_memory_offset": 64 + in_bytes}
+        # As Triton: an output written to shared memory comes back as name, datatype and shape only
+        # (NVIDIA's C++ HTTP client reads "binary_data_size" from any output with parameters).
+        assert got[OUT_EM] == {"name": OUT_EM, "datatype": "FP32", "shape": [n, 3]}, got[OUT_EM]
         np.testing.assert_allclose(shm.get_contents_as_numpy(h, np.float32, [n, 3], offset=64 + in_bytes),
                                    em, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(r.as_numpy(OUT_MI), mi, rtol=1e-5, atol=1e-7)

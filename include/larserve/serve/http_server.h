@@ -19,7 +19,8 @@
 //   CUDA shared memory, trace and logging endpoints answer 501.
 // Inputs and requested outputs with the parameters shared_memory_region, shared_memory_byte_size
 // (and shared_memory_offset) are read from and written to a registered region (shared_memory.h);
-// such outputs come back without data, with those parameters.
+// such outputs come back as name, datatype and shape only (as Triton: NVIDIA's C++ client reads
+// "binary_data_size" from any output that has parameters).
 // Binary tensor extension: with the header Inference-Header-Content-Length: N, the body is N bytes
 // of JSON followed by the raw (row-major, little-endian) bytes of the inputs whose parameters
 // carry "binary_data_size", in the order of "inputs". Outputs asked for as binary ("parameters":
