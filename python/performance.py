@@ -204,6 +204,26 @@ def split_by_truth_fraction(t, p, tf, cut):
     return out
 
 
+SHARE_BINS = ((0.0, 0.5, "below 0.5"), (0.5, 0.6, "0.5-0.6"), (0.6, 0.7, "0.6-0.7"),
+              (0.7, 0.8, "0.7-0.8"), (0.8, 0.9, "0.8-0.9"), (0.9, np.inf, "0.9 and above"))
+
+
+def by_share(t, p, tf):
+    """Per bin of the dominant particle's share of the hit's truth charge: hits, accuracy, track
+    and em efficiency, and the bin's part of all errors (where the errors sit)."""
+    errors = int((t != p).sum())
+    out = []
+    for lo, hi, name in SHARE_BINS:
+        s = (tf >= lo) & (tf < hi) if lo > 0 else tf < hi
+        n = int(s.sum())
+        e = int((s & (t != p)).sum())
+        out.append({"bin": name, "n_hits": n, "accuracy": ratio(n - e, n),
+                    "track_efficiency": ratio(int((s & (t == 0) & (p == 0)).sum()), int((s & (t == 0)).sum())),
+                    "em_efficiency": ratio(int((s & (t == 1) & (p == 1)).sum()), int((s & (t == 1)).sum())),
+                    "n_errors": e, "error_share": ratio(e, errors)})
+    return out
+
+
 def analyse(hits, threshold, purity_target, edges, delta_rays="track", clear_fraction=0.9):
     cat = hits["category"]
     valid = cat != NO_TRUTH
@@ -235,7 +255,8 @@ def analyse(hits, threshold, purity_target, edges, delta_rays="track", clear_fra
                                 "confusion": conf.tolist(), "categories": cats, "michel_score": msum,
                                 "vs_charge": vs,
                                 "by_truth_fraction": split_by_truth_fraction(
-                                    t, p, hits["truth_fraction"][m], clear_fraction)}
+                                    t, p, hits["truth_fraction"][m], clear_fraction),
+                                "by_share": by_share(t, p, hits["truth_fraction"][m])}
         curves[pname] = curve
     return res, curves
 
@@ -308,6 +329,16 @@ def markdown(report):
                 b = m["planes"][plane]["by_truth_fraction"][kind]
                 L.append(f"| {lab} | {plane} {kind} | {b['n_hits']} | {fmt(b['track']['efficiency'])} | "
                          f"{fmt(b['track']['purity'])} | {fmt(b['em']['efficiency'])} | {fmt(b['em']['purity'])} |")
+    L.append("")
+    L += ["## Errors by the dominant particle's share of the hit's charge", "",
+          "| model | plane | share | hits | accuracy | track eff | em eff | part of the plane's errors |",
+          "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for plane in PLANES + ("all",):
+        for lab, m in report["models"].items():
+            for b in m["planes"][plane]["by_share"]:
+                L.append(f"| {lab} | {plane} | {b['bin']} | {b['n_hits']} | {fmt(b['accuracy'], 3)} | "
+                         f"{fmt(b['track_efficiency'], 3)} | {fmt(b['em_efficiency'], 3)} | "
+                         f"{fmt(b['error_share'], 3)} |")
     L.append("")
     if report.get("agreement"):
         L += ["## Agreement of the predicted classes (same hits)", "", "| models | U | V | W | all |",

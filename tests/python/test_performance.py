@@ -135,6 +135,18 @@ def test_clear_and_mixed_hits(tmp_path):
             assert w["clear"][cat][k] + w["mixed"][cat][k] == c[cat][k], (cat, k)
     md = (tmp_path / "perf" / "performance.md").read_text()
     assert "| m | W mixed | 2 | 0.0000 | 0.0000 | 0.0000 | 0.0000 |" in md
+    # By share: 0.55 in 0.5-0.6, 0.6 in 0.6-0.7 (bins include their lower edge), both wrong; the
+    # other 12 at 0.9 and above (the fixture's default 1.0, and 0.95).
+    bins = {b["bin"]: b for b in rep["models"]["m"]["planes"]["W"]["by_share"]}
+    assert [bins[k]["n_hits"] for k in ("below 0.5", "0.5-0.6", "0.6-0.7", "0.7-0.8", "0.8-0.9",
+                                        "0.9 and above")] == [0, 1, 1, 0, 0, 12]
+    assert bins["0.5-0.6"]["accuracy"] == 0.0 and bins["0.5-0.6"]["track_efficiency"] == 0.0
+    assert bins["0.6-0.7"]["em_efficiency"] == 0.0 and bins["0.6-0.7"]["track_efficiency"] is None
+    errors = sum(b["n_errors"] for b in bins.values())
+    assert errors == 14 - sum(np.diag(rep["models"]["m"]["planes"]["W"]["confusion"]))
+    assert bins["0.5-0.6"]["error_share"] == pytest.approx(1 / errors)
+    assert bins["below 0.5"]["accuracy"] is None
+    assert "| m | W | 0.5-0.6 | 1 | 0.000 | 0.000 | - |" in md
 
 
 def test_threshold_option(tmp_path):
