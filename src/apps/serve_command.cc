@@ -30,6 +30,9 @@ struct ServeArgs {
   // gRPC's threads (a different core, cold caches, each time) against 132-165 us on the instance
   // thread, outweighing the hand-off saved (docs/perf/server.md).
   std::string run_inline = "http";
+  // Instances (and an HTTP worker) poll for this long before sleeping: one-patch latency through
+  // the server fell by 65-160 us on the development VM (docs/perf/server.md).
+  int busy_wait_us = 1000;
 };
 
 int RunServe(const ServeArgs& a) {
@@ -62,6 +65,7 @@ int RunServe(const ServeArgs& a) {
   serve::RepositoryOptions ro;
   ro.load_all_at_start = a.model_control_mode == "none";
   ro.threads = a.threads;
+  ro.busy_wait_us = a.busy_wait_us;
   auto repository = serve::ModelRepository::Open(a.repository, ro);
   if (!repository.ok()) return Fail("serve", repository.status().message());
   for (const auto& e : (*repository)->Index()) {
@@ -96,6 +100,7 @@ int RunServe(const ServeArgs& a) {
     ho.threads = a.http_threads;
     ho.shared_memory = shared_memory;
     ho.run_inline = inline_http;
+    ho.busy_wait_us = a.busy_wait_us;
     auto started = serve::HttpServer::Start(repository->get(), ho);
     if (!started.ok()) return Fail("serve", started.status().message());
     http = std::move(started).value();
@@ -156,10 +161,19 @@ void RegisterServe(CLI::App& app, RunFn* run) {
                   "machines of 8 or more, divided among the model's instances)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--run-inline", a->run_inline,
-                  "frontends whose threads run a lone small request themselves when an instance "
-                  "is idle, saving two thread hand-offs (grpc, http, grpc,http or none; gRPC's "
-                  "threads change cores between calls, so its requests go to the instance)")
+                  "with --busy-wait-us 0: frontends whose threads run a lone small request "
+                  "themselves when an instance is idle, saving two thread hand-offs (grpc, http, "
+                  "grpc,http or none; gRPC's threads change cores between calls, so its requests "
+                  "go to the instance)")
       ->capture_default_str();
+  cmd->add_option("--busy-wait-us", a->busy_wait_us,
+                  "after its last batch, one instance per model (and one HTTP worker waiting for "
+                  "a response) polls for work this long before sleeping: lone requests then skip "
+                  "a thread wake-up and find the model in a warm core's caches, at the cost of up "
+                  "to one core per model while requests keep coming; with it on, nothing runs "
+                  "inline (--run-inline applies with 0 only); 0: never poll")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   cmd->add_option("--max-message-mb", a->max_message_mb,
                   "largest gRPC message accepted or sent, and largest HTTP request body, MiB")
       ->check(CLI::Range(1, 2047));

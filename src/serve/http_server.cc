@@ -1,6 +1,8 @@
 #include "larserve/serve/http_server.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
@@ -597,6 +599,7 @@ class Frontend {
       : repository_(repository), max_body_(max_body), shared_memory_(std::move(shared_memory)) {}
 
   void set_run_inline(bool run_inline) { run_inline_ = run_inline; }
+  void set_busy_wait_us(int64_t us) { busy_wait_us_ = us; }
 
   void Register(httplib::Server& s) {
     s.Get("/v2/health/live",
@@ -763,6 +766,8 @@ class Frontend {
     handle->scheduler->Enqueue(
         std::move(parsed->request),
         [promise](InferResponse out) { promise->set_value(std::move(out)); }, run_inline_);
+    // Poll when nothing else waits for the model (this request may still be in the queue).
+    if (busy_wait_us_ > 0 && handle->scheduler->Queued() <= 1) PollFor(done);
     const InferResponse out = done.get();
     if (!out.status.ok()) return ReplyStatus(res, out.status);
     WriteInferResponse(*handle, *parsed, out, res);
@@ -855,6 +860,23 @@ class Frontend {
   const std::size_t max_body_;
   std::shared_ptr<SharedMemoryManager> shared_memory_;
   bool run_inline_ = true;
+  int64_t busy_wait_us_ = 0;
+  std::atomic<bool> polling_{false};  // a worker is polling for its response (PollFor)
+
+  // Polls `done` for up to busy_wait_us_ unless another worker already polls: at most one
+  // core spent on it. Returns when the response is ready or the time is up (then get() sleeps).
+  void PollFor(const std::future<InferResponse>& done) {
+    if (polling_.exchange(true, std::memory_order_acquire)) return;
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(busy_wait_us_);
+    while (done.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
+           std::chrono::steady_clock::now() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    polling_.store(false, std::memory_order_release);
+  }
 };
 
 // httplib's task queue, growing with demand. httplib ties a worker to each open connection for
@@ -946,6 +968,9 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(ModelRepository* reposit
     return InvalidArgument("HTTP worker threads must be 0 (automatic) to 4096, got " +
                            std::to_string(options.threads));
   }
+  if (options.busy_wait_us < 0) {
+    return InvalidArgument("HTTP busy_wait_us must be >= 0, not " + std::to_string(options.busy_wait_us));
+  }
   // Each open connection holds a worker while it is open (httplib), and each inference holds
   // one while it runs; workers start as connections need them, up to this many.
   const std::size_t threads =
@@ -956,6 +981,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(ModelRepository* reposit
       repository, options.max_request_bytes,
       options.shared_memory ? options.shared_memory : std::make_shared<SharedMemoryManager>());
   s->impl_->frontend->set_run_inline(options.run_inline);
+  s->impl_->frontend->set_busy_wait_us(options.busy_wait_us);
   auto server = std::make_unique<httplib::Server>();
   server->new_task_queue = [threads] { return new ElasticTaskQueue(threads); };
   server->set_payload_max_length(options.max_request_bytes);

@@ -356,6 +356,7 @@ StatusOr<ModelHandle> ModelRepository::LoadVersion(
   ASSIGN_OR_RETURN(const std::string path, FindModelFile(*config, version_dir));
   ASSIGN_OR_RETURN(const EngineSettings settings, EngineSettingsFromConfig(*config));
   ASSIGN_OR_RETURN(SchedulerConfig scheduler_config, SchedulerConfigFromConfig(*config, version));
+  scheduler_config.busy_wait_us = options_.busy_wait_us;
 
   runtime::BuildOptions options;
   options.backend = backend_;

@@ -128,6 +128,7 @@ struct Scheduler::Impl {
   std::mutex mu;  // guards queue, stopping, idle, claims and the instances' flags
   RingQueue<Pending> queue;
   bool stopping = false;
+  std::atomic<bool> stop_polling{false};  // stopping, for instances busy waiting outside mu
   // Instances whose thread waits for work, each woken by its own condition variable so a wake-up
   // is never spent on an instance that cannot take the work. The most recently idle is last
   // and is taken first: its caches are the warmest.
@@ -152,6 +153,7 @@ struct Scheduler::Impl {
   void Respond(ResponseCallback& done, InferResponse response) const;
   void Refuse(InferRequest& request, ResponseCallback& done, Status status, bool rejected);
   void InstanceLoop(Instance& inst);
+  bool BusyWait(std::unique_lock<std::mutex>& lock, Instance& inst);
   std::size_t FormBatch(Clock::time_point now, std::vector<Pending>& rejected,
                         Clock::time_point* wake);
   bool SameShapes(Pending& a, Pending& b) const;
@@ -384,6 +386,7 @@ void Scheduler::Impl::InstanceLoop(Instance& inst) {
         if (stopping) return;  // Stop fails whatever is still queued
         if (inst.claimed || queue.empty()) {
           if (!inst.claimed) ListIdle(inst);
+          if (BusyWait(lock, inst)) continue;
           inst.cv.wait(lock);
           continue;
         }
@@ -409,6 +412,27 @@ void Scheduler::Impl::InstanceLoop(Instance& inst) {
     if (!inst.rejected.empty()) FailRejected(inst.rejected);
     if (!inst.batch.empty()) Execute(inst, start);
   }
+}
+
+// With mu held (released while polling): when busy waiting is on and `inst` is the idle
+// instance that the next request goes to (TakeIdle takes the last listed), polls the queue's
+// size for up to busy_wait_us. True when work is queued or the scheduler stops (the caller
+// looks again), false when the caller should sleep.
+bool Scheduler::Impl::BusyWait(std::unique_lock<std::mutex>& lock, Instance& inst) {
+  if (config.busy_wait_us <= 0 || inst.claimed || idle.empty() || idle.back() != &inst) {
+    return false;
+  }
+  lock.unlock();
+  const Clock::time_point until = Clock::now() + std::chrono::microseconds(config.busy_wait_us);
+  while (queued.load(std::memory_order_relaxed) == 0 &&
+         !stop_polling.load(std::memory_order_relaxed) && Clock::now() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();  // lets the sibling hyperthread run, saves power
+#endif
+  }
+  lock.lock();
+  // `queued` may be stale: only the queue itself says whether there is work.
+  return !queue.empty() || stopping;
 }
 
 Scheduler::Impl::Instance* Scheduler::Impl::TakeIdle() {
@@ -437,6 +461,7 @@ void Scheduler::Impl::Unlist(Instance& inst) {
 // Not with a queue delay that could still grow its batch, and not for runs that use several
 // intra-op threads (an OpenMP team would stay behind on the caller's thread).
 bool Scheduler::Impl::MayRunInline(int64_t batch) const {
+  if (config.busy_wait_us > 0) return false;  // an instance polls: handing over is faster
   const BatchingConfig& b = config.batching;
   if (b.dynamic && batched && b.max_queue_delay_us != 0 && batch < max_preferred) return false;
   return engine->RunThreads(batched ? batch : 0) == 1;
@@ -831,6 +856,7 @@ void Scheduler::Stop() {
     std::lock_guard<std::mutex> lock(impl.mu);
     if (!impl.stopping) {
       impl.stopping = true;
+      impl.stop_polling.store(true, std::memory_order_relaxed);
       drained.reserve(impl.queue.size());
       while (!impl.queue.empty()) drained.push_back(impl.queue.pop_front());
       impl.queued.store(0, std::memory_order_relaxed);

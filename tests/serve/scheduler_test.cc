@@ -1129,5 +1129,91 @@ TEST(SchedulerTest, ManyCallersMayRunInlineConcurrently) {
   s->Stop();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Busy waiting (SchedulerConfig::busy_wait_us, serve --busy-wait-us)
+
+TEST(SchedulerTest, BusyWaitingInstancesAnswerEveryRequestAndNothingRunsInline) {
+  for (const std::string& backend : Backends()) {
+    SCOPED_TRACE(backend);
+    auto engine = BuildEngine(GemmReluGraph(), backend);
+    ASSERT_TRUE(engine);
+    SchedulerConfig config = BatchedConfig("gemm", 8, true, 0, {}, 2);
+    config.busy_wait_us = 200'000;  // longer than any gap below: an instance always polls
+    auto s = MakeScheduler(engine, config);
+    Rng rng(41);
+    // One at a time, as a lone client: the polling instance takes each request (inline would
+    // run it on this thread before Enqueue returns).
+    for (int i = 0; i < 5; ++i) {
+      Tensor x = RandomTensor({1 + i % 3, 16}, rng);
+      const std::vector<Tensor> expected = RunDirect(*engine, {x});
+      InlineCall c = CallMayInline(*s, MakeRequest(std::to_string(i), {{"x", x}}));
+      ASSERT_TRUE(c.response.status.ok()) << c.response.status.ToString();
+      EXPECT_EQ(c.response.id, std::to_string(i));
+      EXPECT_TRUE(Close(expected[0], c.response.outputs[0].tensor, /*exact=*/true)) << i;
+      EXPECT_NE(c.callback_thread, std::this_thread::get_id());
+      EXPECT_FALSE(c.done_before_return);
+    }
+    // Many clients: every request answered once with its own result, none inline.
+    constexpr int kThreads = 4, kRequests = 50;
+    Collector collector;
+    std::vector<std::vector<std::pair<std::string, Tensor>>> expected(kThreads);
+    std::atomic<int> inline_runs{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < kThreads; ++t) {
+      clients.emplace_back([&, t] {
+        Rng r(DeriveSeed(43, {static_cast<uint64_t>(t)}));
+        for (int i = 0; i < kRequests; ++i) {
+          const std::string id = std::to_string(t) + "-" + std::to_string(i);
+          Tensor x = RandomTensor({1 + static_cast<int64_t>(i % 2), 16}, r);
+          expected[t].push_back({id, RunDirect(*engine, {x})[0]});
+          const std::thread::id me = std::this_thread::get_id();
+          ResponseCallback cb = collector.Callback();
+          s->Enqueue(
+              MakeRequest(id, {{"x", x}}),
+              [cb, me, &inline_runs](InferResponse resp) {
+                if (std::this_thread::get_id() == me) ++inline_runs;
+                cb(std::move(resp));
+              },
+              /*may_run_inline=*/true);
+        }
+      });
+    }
+    for (auto& t : clients) t.join();
+    collector.WaitFor(kThreads * kRequests);
+    for (int t = 0; t < kThreads; ++t) {
+      for (const auto& [id, want] : expected[t]) {
+        InferResponse r = collector.Get(id);
+        ASSERT_TRUE(r.status.ok()) << id << ": " << r.status.ToString();
+        EXPECT_TRUE(Close(want, r.outputs[0].tensor)) << id;
+      }
+    }
+    for (const auto& [id, n] : collector.calls()) EXPECT_EQ(n, 1) << id;
+    EXPECT_EQ(inline_runs.load(), 0);
+    ExpectStatsConsistent(s->Stats(), 5 + kThreads * kRequests,
+                          (1 + 2 + 3 + 1 + 2) + kThreads * kRequests / 2 * 3);
+  }
+}
+
+TEST(SchedulerTest, StopEndsBusyWaitingAtOnce) {
+  // An instance polls for a minute after each batch; Stop must not wait for that (nor must the
+  // scheduler's destructor, which every model unload goes through).
+  auto engine = BuildEngine(GemmReluGraph(), "reference");
+  ASSERT_TRUE(engine);
+  SchedulerConfig config = BatchedConfig("gemm", 8, true, 0, {}, 2);
+  config.busy_wait_us = 60'000'000;
+  auto s = MakeScheduler(engine, config);
+  Rng rng(44);
+  InferResponse r = Call(*s, MakeRequest("a", {{"x", RandomTensor({2, 16}, rng)}}));
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  const auto t0 = std::chrono::steady_clock::now();
+  s->Stop();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Not a speed limit: an instance still polling would hold Stop for the whole minute.
+  EXPECT_LT(seconds, 30.0);
+  InferResponse late = Call(*s, MakeRequest("late", {{"x", RandomTensor({1, 16}, rng)}}));
+  EXPECT_EQ(late.status.code(), StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace larserve::serve

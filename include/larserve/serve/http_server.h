@@ -58,6 +58,11 @@ struct HttpServerOptions {
   // A lone small request may run on the connection's worker thread (Scheduler::Enqueue's
   // may_run_inline) instead of being handed to the instance thread.
   bool run_inline = true;
+  // Busy waiting (serve --busy-wait-us): a worker whose request found the model's queue empty
+  // polls for the response for up to this long before it sleeps, one worker at a time; the
+  // wake-up of a sleeping worker cost about 60 us of a one-patch request's latency
+  // (docs/perf/server.md). 0: workers sleep at once.
+  int64_t busy_wait_us = 0;
 };
 
 inline constexpr std::size_t kDefaultHttpThreads = 1024;

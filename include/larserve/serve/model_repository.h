@@ -54,6 +54,8 @@ struct RepositoryOptions {
   // Intra-op threads of each engine (0 = AutoThreads); a config's parameters
   // "intra_op_thread_count" overrides it for that model.
   int threads = 0;
+  // SchedulerConfig::busy_wait_us of every model (serve --busy-wait-us).
+  int64_t busy_wait_us = 0;
   // Tactic timings shared by every build of the repository, saved after builds that added to it.
   bool use_timing_cache = true;
   std::string timing_cache_path;  // "" = <repo>/.larserve_timing.cache

@@ -75,6 +75,14 @@ struct SchedulerConfig {
   int64_t version = 1;
   int instances = 1;  // instance_group count (threads, one ExecutionContext each)
   BatchingConfig batching;
+  // Busy waiting: after its last batch, the instance first in line for work polls the queue for
+  // this long before it sleeps, so that a request arriving meanwhile starts at once on a core that
+  // still holds the model in its caches. Waking a sleeping thread and refilling its caches cost
+  // 40-160 us per lone request (docs/perf/server.md). One instance per model polls at a time, so
+  // the cost is at most one core while requests keep arriving less than this far apart. With
+  // busy waiting, requests are never run inline (Enqueue's may_run_inline is ignored): the
+  // polling instance is the faster path. 0: instances sleep as soon as the queue is empty.
+  int64_t busy_wait_us = 0;
 };
 
 // One {count, ns} pair of Triton's statistics.
@@ -120,7 +128,7 @@ class Scheduler {
   // thread hand-offs, about as long as a one-patch inference. The caller must hold no lock
   // that `done` takes. The frontends pass their `run_inline` option (`serve --run-inline`); the
   // order of a caller's requests is kept either way, since a request runs inline only when none
-  // is queued.
+  // is queued. Ignored when the config's busy_wait_us is not 0.
   void Enqueue(InferRequest request, ResponseCallback done, bool may_run_inline = false);
 
   ModelStats Stats() const;
