@@ -21,6 +21,7 @@
 #include "larserve/graph/onnx_import.h"
 #include "larserve/io/npy.h"
 #include "larserve/io/patch_file.h"
+#include "larserve/runtime/backend.h"
 #include "larserve/runtime/calibration.h"
 #include "larserve/runtime/engine.h"
 
@@ -36,7 +37,7 @@ struct BuildArgs {
   int64_t calib_patches = 4096;
   std::string calib_method = "entropy";
   double calib_percentile = 99.99;
-  std::string backend = "reference";
+  std::string backend;  // "": DefaultBackend()
   std::string device;  // cpu | cuda: the backend by device (TensorRT's spelling)
   std::string precision = "fp32";
   std::string timing_cache;
@@ -82,11 +83,15 @@ void PrintReport(const runtime::BuildReport& r, bool verbose) {
   }
 }
 
+// The backend `build` and `exec` use when none is named: the optimised CPU backend when this
+// build has it (as `serve` does), else the reference one.
+std::string DefaultBackend() { return runtime::FindBackend("cpu") ? "cpu" : "reference"; }
+
 StatusOr<runtime::BuildOptions> MakeOptions(const std::string& backend,
                                             const std::string& precision, int min_seg,
                                             int threads) {
   runtime::BuildOptions o;
-  o.backend = backend;
+  o.backend = backend.empty() ? DefaultBackend() : backend;
   ASSIGN_OR_RETURN(o.precision, runtime::PrecisionFromName(precision));
   o.min_segment_size = min_seg;
   o.threads = threads;
@@ -227,7 +232,7 @@ int RunBuild(const BuildArgs& a) {
   } else {
     PrintReport(report, a.verbose);
     std::printf("larserve build: wrote %s (backend %s, precision %s)\n", a.output.c_str(),
-                backend.c_str(), a.precision.c_str());
+                options->backend.c_str(), a.precision.c_str());
   }
   return 0;
 }
@@ -243,7 +248,7 @@ struct ExecArgs {
   bool ftz = false;         // flush denormals to zero, as the server's instance threads
   bool profile = false;
   bool json = false;
-  std::string backend = "reference";
+  std::string backend;  // "": DefaultBackend()
   std::string precision = "fp32";
   uint64_t seed = 1;
 };
@@ -459,7 +464,8 @@ void RegisterBuild(CLI::App& app, RunFn* run) {
   cmd->add_option("model", a->model, "ONNX model (opsets 11-17)")->required();
   cmd->add_option("-o,--output", a->output, "plan file to write")->required();
   cmd->add_option("--backend", a->backend,
-                  "backend: reference (plain loops, the ground truth) or cpu (oneDNN)");
+                  "backend: cpu (oneDNN; the default when built, as for `serve`) or reference "
+                  "(plain loops, the ground truth; the default otherwise)");
   cmd->add_option("--device", a->device, "cpu (same as --backend cpu) or cuda (not built yet)");
   cmd->add_option("--precision", a->precision, "fp32, bf16 or int8 (cpu backend)");
   cmd->add_option("--threads", a->threads,
@@ -527,8 +533,8 @@ void RegisterExec(CLI::App& app, RunFn* run) {
       ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   cmd->add_option(
       "--backend", a->backend,
-      "backend when building from ONNX: reference (default; the plain, slow one) or cpu "
-      "(oneDNN, as `larserve build --backend cpu`)");
+      "backend when building from ONNX: cpu (oneDNN, as `larserve build`; the default when "
+      "built) or reference (the plain, slow one)");
   cmd->add_option("--precision", a->precision,
                   "precision when building from ONNX: fp32 or bf16 (cpu backend)");
   cmd->add_option("--seed", a->seed, "seed of the random inputs");

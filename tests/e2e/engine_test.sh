@@ -21,6 +21,19 @@ if "$LARSERVE" build "$MODEL" -o "$WORK/m.plan" --json >"$WORK/build.json" 2>"$W
 else
   bad "build: $(cat "$WORK/err") $(head -c 300 "$WORK/build.json")"
 fi
+# Without --backend, build (and exec of an ONNX file) use the cpu backend when this build has it,
+# as serve does; a build without oneDNN falls back to the reference backend.
+if "$LARSERVE" build "$MODEL" -o "$WORK/probe.plan" --backend cpu >/dev/null 2>&1; then
+  want=cpu
+else
+  want=reference
+fi
+if grep -q "\"backend\": \"$want\"" "$WORK/build.json" &&
+  "$LARSERVE" exec "$MODEL" --batch 2 --seconds 0.05 --warmup 0 2>/dev/null | grep -q "backend $want,"; then
+  ok "build and exec default to the $want backend"
+else
+  bad "build and exec default: expected backend $want; build: $(grep -o '"backend": "[a-z]*"' "$WORK/build.json" | sort -u | tr '\n' ' ')"
+fi
 if "$LARSERVE" exec "$WORK/m.plan" --batch 2 --seconds 0.05 --warmup 0 --json >"$WORK/exec.json" 2>"$WORK/err" &&
   grep -q '"throughput_inferences_per_s"' "$WORK/exec.json"; then
   ok "exec plan"
