@@ -38,7 +38,7 @@ struct BuildArgs {
   std::string calib_method = "entropy";
   double calib_percentile = 99.99;
   std::string backend;  // "": DefaultBackend()
-  std::string device;  // cpu | cuda: the backend by device (TensorRT's spelling)
+  std::string device;   // cpu | cuda: the backend by device (TensorRT's spelling)
   std::string precision = "fp32";
   std::string timing_cache;
   int threads = 0;

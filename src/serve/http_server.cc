@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -867,8 +867,7 @@ class Frontend {
   // core spent on it. Returns when the response is ready or the time is up (then get() sleeps).
   void PollFor(const std::future<InferResponse>& done) {
     if (polling_.exchange(true, std::memory_order_acquire)) return;
-    const auto until =
-        std::chrono::steady_clock::now() + std::chrono::microseconds(busy_wait_us_);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(busy_wait_us_);
     while (done.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
            std::chrono::steady_clock::now() < until) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -969,7 +968,8 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(ModelRepository* reposit
                            std::to_string(options.threads));
   }
   if (options.busy_wait_us < 0) {
-    return InvalidArgument("HTTP busy_wait_us must be >= 0, not " + std::to_string(options.busy_wait_us));
+    return InvalidArgument("HTTP busy_wait_us must be >= 0, not " +
+                           std::to_string(options.busy_wait_us));
   }
   // Each open connection holds a worker while it is open (httplib), and each inference holds
   // one while it runs; workers start as connections need them, up to this many.
