@@ -450,3 +450,38 @@ def test_unload_and_load_like_triton(server, client):
     with pytest.raises(InferenceServerException):
         client.load_model("broken")
     assert client.is_server_live()
+
+
+@pytest.mark.parametrize("mode", [["--busy-wait-us", "0", "--run-inline", "grpc,http"],
+                                  ["--busy-wait-us", "1000"]], ids=["inline", "busy-wait"])
+def test_lone_requests_inline_or_busy_waiting(tmp_path, mode):
+    """One-patch requests one after the other, as a latency-bound client sends them, over both
+    protocols: run on the frontends' own threads (`--busy-wait-us 0 --run-inline grpc,http`, no
+    queue delay so that they may) or handed to the polling instance (the default). Either way each
+    runs alone and gets our engine's scores."""
+    root = tmp_path / "repo"
+    make_repo(root)
+    cfg = root / MODEL / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace("max_queue_delay_microseconds: 20000", "max_queue_delay_microseconds: 0"))
+    x = patches(6, 11)
+    em, mi = local_scores(x, tmp_path)
+    s = Server(root, *mode, http=True)
+    try:
+        h = httpclient.InferenceServerClient(s.http)
+        g = grpcclient.InferenceServerClient(s.grpc)
+        for i in range(len(x)):
+            if i % 2:
+                r = infer(h, x[i:i + 1], request_id=f"h{i}")
+                assert r.get_response()["id"] == f"h{i}"
+            else:
+                inp = grpcclient.InferInput(IN, [1, 48, 48, 1], "FP32")
+                inp.set_data_from_numpy(x[i:i + 1])
+                r = g.infer(MODEL, [inp], request_id=f"g{i}")
+                assert r.get_response().id == f"g{i}"
+            np.testing.assert_allclose(r.as_numpy(OUT_EM), em[i:i + 1], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(r.as_numpy(OUT_MI), mi[i:i + 1], rtol=1e-5, atol=1e-7)
+        st = g.get_inference_statistics(MODEL).model_stats[0]
+        assert st.inference_count == len(x) and st.execution_count == len(x)
+        assert st.inference_stats.success.count == len(x) and st.inference_stats.fail.count == 0
+    finally:
+        assert s.stop() == 0
