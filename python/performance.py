@@ -164,6 +164,23 @@ def michel_summary(score, truth, threshold, purity_target):
     return out, curve
 
 
+def michel_at_efficiency(score, cat, efficiency=0.5):
+    """What the Michel score selects at the loosest cut reaching `efficiency` of the true Michel
+    hits: its threshold, purity, and the selected hits by true category (where the false
+    positives come from)."""
+    truth = cat == MICHEL_CATEGORY
+    n = int(truth.sum())
+    if n == 0:
+        return None
+    order = np.argsort(-score, kind="stable")
+    k = int(np.searchsorted(np.cumsum(truth[order]), int(np.ceil(efficiency * n))))
+    thr = score[order[k]]
+    sel = score >= thr
+    return {"efficiency_target": efficiency, "threshold": float(thr),
+            "efficiency": ratio(int((sel & truth).sum()), n), "purity": ratio(int((sel & truth).sum()), int(sel.sum())),
+            "selected_by_category": {name: int((sel & (cat == c)).sum()) for c, name in enumerate(CATEGORY_NAMES)}}
+
+
 def charge_edges(integrals, nbins):
     v = np.concatenate([x[x > 0] for x in integrals]) if integrals else np.zeros(0)
     if len(v) < 2:
@@ -253,6 +270,7 @@ def analyse(hits, threshold, purity_target, edges, delta_rays="track", clear_fra
         vs["michel"] = binned(q, mtrue, mpred, edges)
         res["planes"][pname] = {"n_hits": int(pmask.sum()), "n_with_truth": int(m.sum()),
                                 "confusion": conf.tolist(), "categories": cats, "michel_score": msum,
+                                "michel_at_half_efficiency": michel_at_efficiency(mscore[m], cat[m]),
                                 "vs_charge": vs,
                                 "by_truth_fraction": split_by_truth_fraction(
                                     t, p, hits["truth_fraction"][m], clear_fraction),
@@ -308,6 +326,16 @@ def markdown(report):
             L.append(f"| {lab} | {plane} | {fmt(s['auc'])} | {fmt(s['efficiency'])} | {fmt(s['purity'])} | "
                      f"{fmt(s['threshold_at_target'], 6)} | {fmt(s['efficiency_at_target'])} | "
                      f"{fmt(s['purity_at_target'])} |")
+    L += ["", "Michel score at the loosest cut that selects half of the true Michel hits: what else it selects "
+          "(true categories of the selected hits).", "",
+          "| model | plane | threshold | purity | " + " | ".join(CATEGORY_NAMES) + " |",
+          "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in CATEGORY_NAMES) + " |"]
+    for plane in PLANES + ("all",):
+        for lab, m in report["models"].items():
+            h = m["planes"][plane].get("michel_at_half_efficiency")
+            if h:
+                L.append(f"| {lab} | {plane} | {fmt(h['threshold'], 6)} | {fmt(h['purity'])} | "
+                         + " | ".join(str(h["selected_by_category"][c]) for c in CATEGORY_NAMES) + " |")
     L += ["", "## Confusion matrices (rows: true, columns: predicted)", ""]
     for lab, m in report["models"].items():
         for plane in PLANES + ("all",):

@@ -82,6 +82,11 @@ def test_single_model_exact(tmp_path):
     s = w["michel_score"]
     assert s["auc"] == pytest.approx(23 / 24)  # 0.9 beats all 12 others, 0.4 beats 11
     assert s["efficiency_at_target"] == 0.5 and s["purity_at_target"] == 1.0
+    # Half of the true Michel hits: the 0.9 one alone is selected, nothing else (0.9 beats all).
+    half = w["michel_at_half_efficiency"]
+    assert half["threshold"] == pytest.approx(0.9) and half["purity"] == 1.0 and half["efficiency"] == 0.5
+    assert half["selected_by_category"] == {"none": 0, "track": 0, "shower": 0, "michel": 1, "delta": 0}
+    assert m["planes"]["U"]["michel_at_half_efficiency"] is None  # no Michel hit in U
     thr = np.float32(s["threshold_at_target"])
     assert thr < np.float32(0.9) and np.nextafter(thr, np.float32(1)) == np.float32(0.9)
     # Plane U: two tracks, both right; no Michel at all.
