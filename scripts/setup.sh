@@ -133,3 +133,5 @@ kill $SERVER
 wait $SERVER 2>/dev/null || true
 trap - EXIT
 echo "[demo] done: open $OUT/event0_W_charge.png and $OUT/event0_W_truth.png; per-hit scores in $OUT/results.h5"
+echo "[demo] (three events are a small sample with few shower hits: the shower row above mostly reflects Michel"
+echo "[demo]  hits (counted em) and delta-ray hits called em; the held-out sample's numbers are in docs/physics/performance.md)"
