@@ -165,7 +165,7 @@ def michel_summary(score, truth, threshold, purity_target):
 
 
 def michel_at_efficiency(score, cat, efficiency=0.5):
-    """What the Michel score selects at the loosest cut reaching `efficiency` of the true Michel
+    """What the Michel score selects at the tightest cut (highest threshold) reaching `efficiency` of the true Michel
     hits: its threshold, purity, and the selected hits by true category (where the false
     positives come from)."""
     truth = cat == MICHEL_CATEGORY
@@ -326,7 +326,7 @@ def markdown(report):
             L.append(f"| {lab} | {plane} | {fmt(s['auc'])} | {fmt(s['efficiency'])} | {fmt(s['purity'])} | "
                      f"{fmt(s['threshold_at_target'], 6)} | {fmt(s['efficiency_at_target'])} | "
                      f"{fmt(s['purity_at_target'])} |")
-    L += ["", "Michel score at the loosest cut that selects half of the true Michel hits: what else it selects "
+    L += ["", "Michel score at the tightest cut that selects half of the true Michel hits: what else it selects "
           "(true categories of the selected hits).", "",
           "| model | plane | threshold | purity | " + " | ".join(CATEGORY_NAMES) + " |",
           "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in CATEGORY_NAMES) + " |"]
