@@ -165,9 +165,9 @@ def michel_summary(score, truth, threshold, purity_target):
 
 
 def michel_at_efficiency(score, cat, efficiency=0.5):
-    """What the Michel score selects at the tightest cut (highest threshold) reaching `efficiency` of the true Michel
-    hits: its threshold, purity, and the selected hits by true category (where the false
-    positives come from)."""
+    """What the Michel score selects at the tightest cut (highest threshold) that reaches
+    `efficiency` of the true Michel hits: its threshold, purity, and the selected hits by true
+    category (where the false positives come from)."""
     truth = cat == MICHEL_CATEGORY
     n = int(truth.sum())
     if n == 0:
