@@ -52,12 +52,14 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HANG_GUARD_S = 1800  # a stuck process is killed; nothing is judged by time
@@ -220,6 +222,83 @@ def engine_profile(cfg):
 
 # --- processes -----------------------------------------------------------------------------------
 
+# --- CPU accounting -------------------------------------------------------------------------------
+# Where the machine's cores went during one perf_analyzer run: the server's instance threads (named
+# lsv-instance, with their OpenMP teams) against its other threads (gRPC, HTTP, responders), the
+# load generator (perf_analyzer and its children) and the whole machine (/proc/stat, kernel work
+# such as loopback TCP included). On a small machine shared by server and client, throughput
+# against in-process is bounded by the instances' share of the cores.
+
+INSTANCE_THREAD = "lsv-instance"
+
+
+def _ticks():
+    return os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid, proc="/proc"):
+    """CPU seconds of process pid: {"total": s (exited threads included), "threads": {tid: (name, s)}}."""
+    def utime_stime(text):
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3
+        return (int(fields[11]) + int(fields[12])) / _ticks()  # utime, stime: fields 14, 15
+
+    with open(os.path.join(proc, str(pid), "stat")) as f:
+        total = utime_stime(f.read())
+    threads = {}
+    task = os.path.join(proc, str(pid), "task")
+    for tid in os.listdir(task):
+        try:
+            with open(os.path.join(task, tid, "stat")) as f:
+                text = f.read()
+        except OSError:
+            continue  # the thread ended in between
+        threads[tid] = (text[text.index("(") + 1:text.rindex(")")], utime_stime(text))
+    return {"total": total, "threads": threads}
+
+
+def machine_busy(proc="/proc"):
+    """Busy CPU seconds of the whole machine since boot (all but idle and iowait), from /proc/stat."""
+    with open(os.path.join(proc, "stat")) as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / _ticks()  # user nice system idle iowait irq softirq steal
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuMeter:
+    """CPU used between start() and stop(), in cores (CPU seconds per wall second)."""
+
+    def __init__(self, server_pid=None, proc="/proc"):
+        self.pid, self.proc = server_pid, proc
+
+    def start(self):
+        self.t0, self.busy0, self.child0 = time.monotonic(), machine_busy(self.proc), children_cpu()
+        self.srv0 = process_cpu(self.pid, self.proc) if self.pid else None
+
+    def stop(self):
+        wall = time.monotonic() - self.t0
+        out = {"wall_s": wall, "machine_cores": (machine_busy(self.proc) - self.busy0) / wall,
+               "client_cores": (children_cpu() - self.child0) / wall, "cores_available": len(os.sched_getaffinity(0))}
+        if self.srv0:
+            out.update(server_split(self.srv0, process_cpu(self.pid, self.proc), wall))
+        return out
+
+
+def server_split(before, after, wall):
+    """The server's cores, split into its instance threads and the rest, and by thread name."""
+    by_name = {}
+    for tid, (name, s) in after["threads"].items():
+        by_name[name] = by_name.get(name, 0.0) + s - before["threads"].get(tid, (name, 0.0))[1]
+    total = (after["total"] - before["total"]) / wall
+    inst = by_name.get(INSTANCE_THREAD, 0.0) / wall
+    return {"server_cores": total, "server_instance_cores": inst, "server_other_cores": total - inst,
+            "server_threads_cores": {k: v / wall for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])
+                                     if v > 0}}
+
+
 def run(cmd, log=None, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_GUARD_S, **kw)
     if log:
@@ -261,11 +340,16 @@ class Server:
 def in_process(a, plan, batch, instances, threads, log):
     cmd = [a.larserve, "exec", plan, "--batch", str(batch), "--threads", str(instances),
            "--intra-threads", str(threads), "--seconds", str(a.exec_seconds), "--ftz", "--json"]
+    meter = CpuMeter()
+    meter.start()
     r = run(cmd, log)
+    cpu = meter.stop()
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()}")
     j = json.loads(r.stdout)
+    # exec's cores: its whole run, plan loading and warm-up included.
     return {"command": cmd, "throughput": j["throughput_inferences_per_s"], "runs": j["runs"],
+            "cpu": {"exec_cores": cpu["client_cores"], "machine_cores": cpu["machine_cores"], "wall_s": cpu["wall_s"]},
             "p50_us": j["latency_ms"]["p50"] * 1e3, "p90_us": j["latency_ms"]["p90"] * 1e3,
             "p99_us": j["latency_ms"]["p99"] * 1e3, "min_us": j["latency_ms"]["min"] * 1e3, "raw": j}
 
@@ -283,7 +367,7 @@ def server_counts(stdout):
     return out
 
 
-def perf_level(a, protocol, url, batch, conc, work):
+def perf_level(a, protocol, url, batch, conc, work, server_pid=None):
     """One perf_analyzer run at one concurrency; when perf_analyzer finds no stable windows (it then
     exits 2 and writes no CSV), again with 3x, then 10x the stability percentage."""
     attempts = []
@@ -299,8 +383,11 @@ def perf_level(a, protocol, url, batch, conc, work):
                "--measurement-interval", str(a.window_ms), "--stability-percentage", f"{stability:g}",
                "--max-trials", str(a.max_trials), "-f", csv_path, "--verbose-csv"]
         load = os.getloadavg()[0]
+        meter = CpuMeter(server_pid)
+        meter.start()
         r = run(cmd, os.path.join(work, tag + ".log"))
-        attempts.append({"command": cmd, "returncode": r.returncode, "loadavg_1min_before": load})
+        cpu = meter.stop()
+        attempts.append({"command": cmd, "returncode": r.returncode, "loadavg_1min_before": load, "cpu": cpu})
         if r.returncode == 0 and os.path.exists(csv_path):
             with open(csv_path, newline="") as f:
                 rows = list(csv.DictReader(f))
@@ -308,7 +395,7 @@ def perf_level(a, protocol, url, batch, conc, work):
                 raise RuntimeError(f"{csv_path}: expected one row, got {rows}")
             row = {k: float(v) for k, v in rows[0].items() if v not in (None, "")}
             return {"protocol": protocol, "batch": batch, "concurrency": conc, "stability_percentage": stability,
-                    "attempts": attempts, "csv": row, **server_counts(r.stdout),
+                    "attempts": attempts, "csv": row, **server_counts(r.stdout), "cpu": cpu,
                     "throughput": row["Inferences/Second"], "p50_us": row["p50 latency"],
                     "p90_us": row["p90 latency"], "p99_us": row["p99 latency"], "avg_us": row["Avg latency"],
                     "server_queue_us": row["Server Queue"],
@@ -324,12 +411,23 @@ def perf_level(a, protocol, url, batch, conc, work):
 
 # --- report --------------------------------------------------------------------------------------
 
+def cores(cpu):
+    """The table's cores columns: server instance threads, the server's other threads, the load
+    generator, the whole machine (busy cores)."""
+    if not cpu:
+        return f"{'-':>11} {'-':>5} {'-':>6} {'-':>5}"
+    inst, other = cpu.get("server_instance_cores"), cpu.get("server_other_cores")
+    f = lambda v, w: f"{v:{w}.2f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
+    return f"{f(inst, 11)} {f(other, 5)} {f(cpu['client_cores'], 6)} {f(cpu['machine_cores'], 5)}"
+
+
 def table(run_, stability):
     resolved = f" = {run_['threads_resolved']}" if "threads_resolved" in run_ else ""
     lines = [f"threads {run_['threads']}{resolved} per instance (server --threads, exec --intra-threads):"]
     rounds = len(run_.get("in_process_rounds", [])) > 0
     head = (f"{'protocol':11} {'batch':>5} {'conc':>4} {'round':>5} {'infer/s':>9} {'x inproc':>8} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'queue us':>9} {'compute us':>10} {'exec batch':>10}")
+            f"{'p99 ms':>8} {'queue us':>9} {'compute us':>10} {'exec batch':>10} {'cores: inst':>11} "
+            f"{'srv':>5} {'client':>6} {'busy':>5}")
     lines += [head, "-" * len(head)]
     for r in run_["rows"]:
         if "error" in r:
@@ -340,19 +438,25 @@ def table(run_, stability):
         mark = "" if r["stability_percentage"] == stability else f"  (s {r['stability_percentage']:g}%)"
         lines.append(f"{r['protocol']:11} {r['batch']:5d} {r['concurrency']:4d} {r['round']:5d} {r['throughput']:9.0f} "
                      f"{r.get('ratio', float('nan')):8.2f} {r['p50_us'] / 1e3:8.3f} {r['p99_us'] / 1e3:8.3f} "
-                     f"{r['server_queue_us']:9.0f} {r['server_compute_us']:10.0f} {eb:10.1f}{mark}")
+                     f"{r['server_queue_us']:9.0f} {r['server_compute_us']:10.0f} {eb:10.1f} {cores(r.get('cpu'))}{mark}")
     if rounds:
         lines.append("median over rounds (each round against the mean of the in-process runs before and after it):")
         for v in run_["summary"]:
             lines.append(f"  {v['protocol']:11} batch {v['batch']:4d} conc {v['concurrency']:3d}: x inproc "
                          f"{v['ratio_median']:.2f} (" + " ".join(f"{x:.2f}" for x in v["ratios"]) + "), "
                          f"{v['throughput_median']:.0f} infer/s, p50 {v['p50_us_median']:.0f} us")
+    lines.append("cores (CPU seconds per second over each perf_analyzer run): inst = the server's instance threads "
+                 "and their intra-op teams, srv = its other threads (gRPC, HTTP, responders), client = "
+                 "perf_analyzer, busy = the whole machine"
+                 + "".join(f", of {r['cpu']['cores_available']} cpus" for r in run_["rows"][:1] if "cpu" in r))
     lines.append("in-process (larserve exec, same plan and threads, one context per instance):")
     refs = [x["in_process"] for x in run_["in_process_rounds"]] if rounds else [run_["in_process"]]
     for b in sorted(int(b) for b in run_["in_process"]):
         vals = [ref.get(b, ref.get(str(b))) for ref in refs]
         lines.append(f"  batch {b:5d}: " + " / ".join(f"{v['throughput']:.0f}" for v in vals) + " infer/s, p50 "
-                     + " / ".join(f"{v['p50_us'] / 1e3:.3f}" for v in vals) + " ms")
+                     + " / ".join(f"{v['p50_us'] / 1e3:.3f}" for v in vals) + " ms"
+                     + (", cores " + " / ".join(f"{v['cpu']['exec_cores']:.2f}" for v in vals)
+                        if all("cpu" in v for v in vals) else ""))
     if "in_process_single" in run_:
         singles = ([x["in_process_single"] for x in run_["in_process_rounds"]] if rounds
                    else [run_["in_process_single"]])
@@ -437,7 +541,8 @@ def measure(a, threads, cfg, model_dir, onnx, profile, work):
             for protocol in a.protocols:
                 for b in a.batches:
                     for c in a.concurrency:
-                        row = perf_level(a, protocol, urls[protocol], b, c, rwork)
+                        row = perf_level(a, protocol, urls[protocol], b, c, rwork,
+                                         server.proc.pid if server else None)
                         row["round"] = k
                         out["rows"].append(row)
                         msg = (f"failed: {row['error']}" if "error" in row else

@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <string>
+
+#if defined(__linux__)
+#include <pthread.h>
+#endif
 
 namespace larserve {
 
@@ -19,6 +24,15 @@ ThreadPool::~ThreadPool() {
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
+}
+
+void SetCurrentThreadName(const char* name) {
+#if defined(__linux__)
+  const std::string shortened = std::string(name).substr(0, 15);  // the kernel's limit
+  pthread_setname_np(pthread_self(), shortened.c_str());
+#else
+  (void)name;
+#endif
 }
 
 int ThreadPool::HardwareThreads() { return std::max(1u, std::thread::hardware_concurrency()); }

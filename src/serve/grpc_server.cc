@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "larserve/core/thread_pool.h"
 #include "larserve/proto/grpc_service.grpc.pb.h"
 #include "larserve/version.h"
 #include "protocol_util.h"
@@ -264,7 +265,12 @@ void FillStatistics(const LoadedModel& model, inference::ModelStatistics* out) {
 class Responder {
  public:
   Responder(int threads, bool run_inline) : run_inline_(run_inline) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        SetCurrentThreadName("lsv-responder");
+        Loop();
+      });
+    }
   }
   ~Responder() {
     {

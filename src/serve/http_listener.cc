@@ -5,6 +5,8 @@
 #include <chrono>
 #include <vector>
 
+#include "larserve/core/thread_pool.h"
+
 namespace larserve::serve {
 
 StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(std::unique_ptr<httplib::Server> server,
@@ -44,6 +46,7 @@ StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(std::unique_ptr<http
   httplib::Server* s = l->server_.get();
   std::atomic<bool>* finished = &l->finished_;
   l->thread_ = std::thread([s, finished] {
+    SetCurrentThreadName("lsv-accept");
     s->listen_after_bind();
     finished->store(true);
   });

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "http_listener.h"
+#include "larserve/core/thread_pool.h"
 #include "larserve/serve/model_config.h"
 #include "larserve/version.h"
 #include "protocol_util.h"
@@ -895,7 +896,10 @@ class ElasticTaskQueue : public httplib::TaskQueue {
     if (idle_ < jobs_.size() && threads_.size() < max_threads_) {
       ++idle_;  // the new worker counts as idle until it takes a job
       try {
-        threads_.emplace_back([this] { Work(); });
+        threads_.emplace_back([this] {
+          SetCurrentThreadName("lsv-http");
+          Work();
+        });
         return;
       } catch (const std::system_error&) {
         --idle_;  // no more threads: the job waits for a running worker

@@ -17,6 +17,7 @@
 #endif
 
 #include "larserve/core/logging.h"
+#include "larserve/core/thread_pool.h"
 
 namespace larserve::serve {
 namespace {
@@ -358,6 +359,7 @@ std::size_t Scheduler::Impl::FormBatch(Clock::time_point now, std::vector<Pendin
 }
 
 void Scheduler::Impl::InstanceLoop(Instance& inst) {
+  SetCurrentThreadName("lsv-instance");  // its OpenMP team inherits the name
 #if defined(__linux__)
   // Timed waits (max_queue_delay, queue timeouts) end within microseconds of their deadline
   // rather than within Linux's default 50 us timer slack.

@@ -110,6 +110,27 @@ def test_concurrent_clients_keep_ids_and_form_batches(server, client, tmp_path):
         assert pair.count >= requests and pair.ns > 0
 
 
+def test_instance_threads_are_named_for_cpu_accounting(server, client):
+    """bench/server_bench.py splits the server's CPU time into its instance threads (named
+    lsv-instance, with their intra-op teams) and the rest, by thread name from /proc: a batch of
+    1,024 patches is computed on a thread of that name, and it holds most of the server's time."""
+    if not os.path.isdir(f"/proc/{server.proc.pid}/task"):
+        pytest.skip("no /proc task list on this platform")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+    import server_bench  # noqa: E402
+
+    x = patches(1024, 5)
+    before = server_bench.process_cpu(server.proc.pid)
+    for _ in range(3):
+        infer(client, x)
+    after = server_bench.process_cpu(server.proc.pid)
+    assert server_bench.INSTANCE_THREAD in {name for name, _ in after["threads"].values()}
+    split = server_bench.server_split(before, after, 1.0)
+    assert split["server_instance_cores"] > 0, split
+    assert split["server_instance_cores"] > split["server_other_cores"], split
+    assert abs(split["server_instance_cores"] + split["server_other_cores"] - split["server_cores"]) < 1e-9
+
+
 def test_stream_keeps_ids(server, tmp_path):
     x = patches(10, 3)
     em, _ = local_scores(x, tmp_path)

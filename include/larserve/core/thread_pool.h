@@ -47,4 +47,10 @@ class ThreadPool {
   bool stopping_ = false;
 };
 
+// Names the calling thread (Linux keeps the first 15 characters), so that top -H, perf and
+// /proc/PID/task/*/comm tell a server's threads apart; bench/server_bench.py adds up their CPU
+// time by name. Threads the named thread starts afterwards (its OpenMP team) inherit the name.
+// Does nothing where the platform has no thread names.
+void SetCurrentThreadName(const char* name);
+
 }  // namespace larserve
