@@ -140,7 +140,10 @@ class DelayQueue {
         continue;
       }
       if (!stopping_ && Clock::now() < queue_.top().when) {
-        cv_.wait_until(lock, queue_.top().when);
+        // A copy: wait_until reads its deadline again after waking, and a Schedule meanwhile
+        // may have moved the queue's storage (AddressSanitizer saw the read of freed memory).
+        const Clock::time_point when = queue_.top().when;
+        cv_.wait_until(lock, when);
         continue;
       }
       Task task = std::move(const_cast<Entry&>(queue_.top()).task);
