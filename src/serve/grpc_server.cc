@@ -428,7 +428,28 @@ class StreamReactor : public grpc::ServerBidiReactor<inference::ModelInferReques
   bool finished_ = false;
 };
 
-class Service final : public inference::GRPCInferenceService::CallbackService {
+// Every RPC on gRPC's callback API except ModelInfer, which InferQueues serves on completion
+// queues (the innermost wrapper, so that its "async" mark comes first: gRPC 1.51 keeps a callback
+// handler that was marked before it).
+using GS = inference::GRPCInferenceService;
+using ServiceBase = GS::WithCallbackMethod_ServerLive<GS::WithCallbackMethod_ServerReady<
+    GS::WithCallbackMethod_ModelReady<GS::WithCallbackMethod_ServerMetadata<
+        GS::WithCallbackMethod_ModelMetadata<GS::WithCallbackMethod_ModelStreamInfer<
+            GS::WithCallbackMethod_ModelConfig<GS::WithCallbackMethod_ModelStatistics<
+                GS::WithCallbackMethod_RepositoryIndex<GS::WithCallbackMethod_RepositoryModelLoad<
+                    GS::WithCallbackMethod_RepositoryModelUnload<
+                        GS::WithCallbackMethod_SystemSharedMemoryStatus<
+                            GS::WithCallbackMethod_SystemSharedMemoryRegister<
+                                GS::WithCallbackMethod_SystemSharedMemoryUnregister<
+                                    GS::WithCallbackMethod_CudaSharedMemoryStatus<
+                                        GS::WithCallbackMethod_CudaSharedMemoryRegister<
+                                            GS::WithCallbackMethod_CudaSharedMemoryUnregister<
+                                                GS::WithCallbackMethod_TraceSetting<
+                                                    GS::WithCallbackMethod_LogSettings<
+                                                        GS::WithAsyncMethod_ModelInfer<
+                                                            GS::Service>>>>>>>>>>>>>>>>>>>>;
+
+class Service final : public ServiceBase {
  public:
   Service(ModelRepository* repository, Responder* responder, SharedMemoryManager* shared_memory)
       : repository_(repository), responder_(responder), shared_memory_(shared_memory) {}
@@ -483,39 +504,6 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     for (const auto& s : m.inputs) fill(s, resp->add_inputs());
     for (const auto& s : m.outputs) fill(s, resp->add_outputs());
     return Done(ctx, Status::Ok());
-  }
-
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
-                                       const inference::ModelInferRequest* req,
-                                       inference::ModelInferResponse* resp) override {
-    auto model = repository_->Get(req->model_name(), req->model_version());
-    if (!model.ok()) return Done(ctx, model.status());
-    SharedMemoryUse use;
-    auto r = ToInferRequest(*req, *shared_memory_, &use);
-    if (!r.ok()) return Done(ctx, r.status());
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    ModelHandle handle = *model;  // keeps the model alive until the response is sent
-    Responder* responder = responder_;
-    // Only requests using shared memory pay for holding it.
-    std::shared_ptr<const SharedMemoryUse> held;
-    if (!use.inputs.empty() || !use.outputs.empty()) {
-      held = std::make_shared<const SharedMemoryUse>(std::move(use));
-    }
-    handle->scheduler->Enqueue(
-        std::move(r).value(),
-        [reactor, resp, handle, responder, held](InferResponse out) {
-          if (!out.status.ok()) {
-            reactor->Finish(ToGrpc(out.status));
-            return;
-          }
-          responder->Send(
-              *handle->scheduler, [reactor, resp, handle, held, out = std::move(out)]() mutable {
-                const Status s = FillResponse(*handle, std::move(out), held.get(), resp);
-                reactor->Finish(ToGrpc(s));
-              });
-        },
-        responder->run_inline());
-    return reactor;
   }
 
   grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
@@ -613,6 +601,148 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   SharedMemoryManager* shared_memory_;
 };
 
+// ModelInfer (unary) on gRPC's completion-queue API: each queue has one thread that takes its
+// events (new calls, finished responses) itself. On the callback API a call's event was picked
+// up by one of gRPC's threads and handed to another to run the handler: bench/grpc_pingpong's
+// bare round trip took 114-144 us that way on the GPU machine's host against 67-75 us on a
+// completion queue (docs/perf/server.md). The handler is the same: checks, the model's
+// scheduler, the response sent by the instance thread or a responder, Finish's event back here.
+class InferQueues {
+ public:
+  InferQueues(Service* service, ModelRepository* repository, Responder* responder,
+              SharedMemoryManager* shared_memory, int threads)
+      : service_(service),
+        repository_(repository),
+        responder_(responder),
+        shared_memory_(shared_memory),
+        threads_wanted_(threads) {}
+
+  ~InferQueues() { Stop(); }
+
+  // Before the server is built.
+  void AddTo(grpc::ServerBuilder& builder) {
+    for (int i = 0; i < threads_wanted_; ++i) queues_.push_back(builder.AddCompletionQueue());
+  }
+
+  // After the server is built.
+  void Start() {
+    for (auto& q : queues_) {
+      grpc::ServerCompletionQueue* cq = q.get();
+      for (int k = 0; k < kExpected; ++k) Expect(cq);
+      threads_.emplace_back([this, cq] {
+        SetCurrentThreadName("lsv-grpc-infer");
+        Loop(cq);
+      });
+    }
+  }
+
+  // After the server's Shutdown returned. Calls still with their model (the client may have
+  // gone) are answered first, since their response needs the queue; then the queues drain and
+  // end.
+  void Stop() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      answered_.wait(lock, [this] { return unanswered_ == 0; });
+    }
+    for (auto& q : queues_) q->Shutdown();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    queues_.clear();
+  }
+
+ private:
+  static constexpr int kExpected = 8;  // calls each queue is ready to take at once
+
+  struct Call {
+    explicit Call(grpc::ServerCompletionQueue* q) : cq(q) {}
+    grpc::ServerCompletionQueue* cq;
+    grpc::ServerContext ctx;
+    inference::ModelInferRequest request;  // the scheduler's input tensors are views of it
+    inference::ModelInferResponse response;
+    grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> writer{&ctx};
+    bool finishing = false;  // the next event is Finish's
+  };
+
+  void Expect(grpc::ServerCompletionQueue* cq) {
+    auto* call = new Call(cq);
+    service_->RequestModelInfer(&call->ctx, &call->request, &call->writer, cq, cq, call);
+  }
+
+  void Loop(grpc::ServerCompletionQueue* cq) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) {
+      auto* call = static_cast<Call*>(tag);
+      if (call->finishing || !ok) {  // sent (or the client left), or the server is stopping
+        delete call;
+        continue;
+      }
+      Expect(cq);
+      Handle(call);
+    }
+  }
+
+  static void Fail(Call* call, const Status& s) {
+    call->finishing = true;
+    call->writer.FinishWithError(ToGrpc(s), call);
+  }
+
+  void Handle(Call* call) {
+    auto model = repository_->Get(call->request.model_name(), call->request.model_version());
+    if (!model.ok()) return Fail(call, model.status());
+    SharedMemoryUse use;
+    auto r = ToInferRequest(call->request, *shared_memory_, &use);
+    if (!r.ok()) return Fail(call, r.status());
+    ModelHandle handle = *model;  // keeps the model alive until the response is sent
+    Responder* responder = responder_;
+    // Only requests using shared memory pay for holding it.
+    std::shared_ptr<const SharedMemoryUse> held;
+    if (!use.inputs.empty() || !use.outputs.empty()) {
+      held = std::make_shared<const SharedMemoryUse>(std::move(use));
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++unanswered_;
+    }
+    handle->scheduler->Enqueue(
+        std::move(r).value(),
+        [this, call, handle, responder, held](InferResponse out) {
+          if (!out.status.ok()) {
+            Fail(call, out.status);
+            return Answered();
+          }
+          responder->Send(
+              *handle->scheduler, [this, call, handle, held, out = std::move(out)]() mutable {
+                const Status s = FillResponse(*handle, std::move(out), held.get(), &call->response);
+                if (s.ok()) {
+                  call->finishing = true;
+                  call->writer.Finish(call->response, grpc::Status::OK, call);
+                } else {
+                  Fail(call, s);
+                }
+                Answered();
+              });
+        },
+        responder->run_inline());
+  }
+
+  void Answered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--unanswered_ == 0) answered_.notify_all();
+  }
+
+  Service* service_;
+  ModelRepository* repository_;
+  Responder* responder_;
+  SharedMemoryManager* shared_memory_;
+  const int threads_wanted_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable answered_;
+  int64_t unanswered_ = 0;  // calls handed to a scheduler whose Finish is not started yet
+};
+
 }  // namespace
 
 struct GrpcServer::Impl {
@@ -620,6 +750,7 @@ struct GrpcServer::Impl {
   std::unique_ptr<Responder> responder;
   std::shared_ptr<SharedMemoryManager> shared_memory;
   std::unique_ptr<Service> service;
+  std::unique_ptr<InferQueues> infer_queues;  // stopped after the server's Shutdown
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -650,11 +781,17 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* reposit
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(s->impl_->service.get());
+  // As many ModelInfer queues (and threads) as responders: a quarter of the cores, at least one.
+  s->impl_->infer_queues = std::make_unique<InferQueues>(
+      s->impl_->service.get(), repository, s->impl_->responder.get(), s->impl_->shared_memory.get(),
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4)));
+  s->impl_->infer_queues->AddTo(builder);
   s->impl_->server = builder.BuildAndStart();
   if (!s->impl_->server || s->impl_->port == 0) {
     return Unavailable("cannot serve gRPC on " + address +
                        " (address in use, or not an address of this machine)");
   }
+  s->impl_->infer_queues->Start();
   return s;
 }
 
@@ -669,6 +806,7 @@ void GrpcServer::Shutdown() {
   impl_->stopped = true;
   if (!impl_->server) return;  // Start failed
   impl_->server->Shutdown();
+  impl_->infer_queues->Stop();
   impl_->server->Wait();
 }
 

@@ -34,8 +34,9 @@ struct GrpcServerOptions {
   // System shared memory regions, shared with the HTTP frontend as in Triton; null: its own.
   std::shared_ptr<SharedMemoryManager> shared_memory;
   // A lone small request may run on the gRPC thread that received it (Scheduler::Enqueue's
-  // may_run_inline) instead of being handed to the instance thread. Off by default: gRPC's
-  // callback threads move between cores, and the model's weights are then cold in the core's
+  // may_run_inline) instead of being handed to the instance thread. Off by default: the
+  // receiving threads (gRPC's, and ModelInfer's completion-queue threads) serve every
+  // connection, and the model's weights are then cold in the core's
   // caches (on a 16-core host a one-patch inference took 215 us there, 132-165 us on the
   // instance thread).
   bool run_inline = false;
