@@ -40,6 +40,12 @@ Results: docs/perf/server.md.
 Added latency of one-patch requests: perf_analyzer's p50 at batch 1, concurrency 1, minus the
 in-process p50 at batch 1 (per protocol).
 
+Cores: over every perf_analyzer run, the CPU seconds per second of the server's instance threads
+(named lsv-instance, with their OpenMP teams; from /proc/PID/task), of its other threads, of
+perf_analyzer (rusage of the finished child) and of the whole machine (/proc/stat); over every
+`exec` run, exec's own. On a machine that server and client share, the instances' share of the
+cores bounds the throughput against in-process.
+
 Needs only the Python standard library (it runs on the GPU machine from scripts/device_bundle.sh,
 where tritonclient is absent). Prints a table; --out writes the raw numbers, the commands, the
 commit and the machine as JSON. When the load tool and the server share a machine's cores (as on a
