@@ -638,24 +638,31 @@ class InferQueues {
 
   // After the server's Shutdown returned. Calls still with their model (the client may have
   // gone) are answered first, since their response needs the queue; then the queues drain and
-  // end.
+  // their threads end. The queues themselves are destroyed with this object, after the server
+  // (GrpcServer::Impl's order), which holds references to them until it is destroyed.
   void Stop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       answered_.wait(lock, [this] { return unanswered_ == 0; });
     }
+    if (stopped_) return;
+    stopped_ = true;
     for (auto& q : queues_) q->Shutdown();
     for (auto& t : threads_) t.join();
+    if (threads_.empty()) {  // never started (the server was not built): drain them here
+      void* tag = nullptr;
+      bool ok = false;
+      for (auto& q : queues_) {
+        while (q->Next(&tag, &ok)) delete static_cast<Call*>(tag);
+      }
+    }
     threads_.clear();
-    queues_.clear();
   }
 
  private:
   static constexpr int kExpected = 8;  // calls each queue is ready to take at once
 
   struct Call {
-    explicit Call(grpc::ServerCompletionQueue* q) : cq(q) {}
-    grpc::ServerCompletionQueue* cq;
     grpc::ServerContext ctx;
     inference::ModelInferRequest request;  // the scheduler's input tensors are views of it
     inference::ModelInferResponse response;
@@ -664,7 +671,7 @@ class InferQueues {
   };
 
   void Expect(grpc::ServerCompletionQueue* cq) {
-    auto* call = new Call(cq);
+    auto* call = new Call;
     service_->RequestModelInfer(&call->ctx, &call->request, &call->writer, cq, cq, call);
   }
 
@@ -741,6 +748,7 @@ class InferQueues {
   std::mutex mu_;
   std::condition_variable answered_;
   int64_t unanswered_ = 0;  // calls handed to a scheduler whose Finish is not started yet
+  bool stopped_ = false;
 };
 
 }  // namespace
@@ -750,7 +758,8 @@ struct GrpcServer::Impl {
   std::unique_ptr<Responder> responder;
   std::shared_ptr<SharedMemoryManager> shared_memory;
   std::unique_ptr<Service> service;
-  std::unique_ptr<InferQueues> infer_queues;  // stopped after the server's Shutdown
+  // Stopped after the server's Shutdown, destroyed after the server (which refers to its queues).
+  std::unique_ptr<InferQueues> infer_queues;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -778,6 +787,9 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* reposit
                                   ? "[" + options.host + "]:" + std::to_string(options.port)
                                   : options.host + ":" + std::to_string(options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->impl_->port);
+  // gRPC sets SO_REUSEPORT by default: a second server on a port in use would bind it too and
+  // silently take part of its connections. One server per port, as HTTP's.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(s->impl_->service.get());

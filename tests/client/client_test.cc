@@ -466,6 +466,24 @@ TEST_F(ClientTest, ManyThreadsShareOneClient) {
   EXPECT_EQ(s.failures, 0u);
 }
 
+TEST_F(ClientTest, ASecondServerOnAPortInUseIsRefused) {
+  // gRPC's default SO_REUSEPORT would let it bind the port and take part of the first server's
+  // connections without a word.
+  serve::GrpcServerOptions so;
+  so.port = server_->port();
+  auto second = serve::GrpcServer::Start(repository_, so);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("cannot serve gRPC on 127.0.0.1:" +
+                                           std::to_string(server_->port())),
+            std::string::npos)
+      << second.status().ToString();
+  // The first one still serves.
+  auto client = Make(Options({*address_}));
+  ASSERT_TRUE(client);
+  EXPECT_TRUE(client->Infer(In(Patches(1, 8))).ok());
+}
+
 TEST_F(ClientTest, RefusesBadOptionsAndRequests) {
   EXPECT_EQ(Client::Create(Options({*address_}, "")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Client::Create(Options({})).status().code(), StatusCode::kInvalidArgument);
