@@ -24,8 +24,14 @@ StatusOr<std::unique_ptr<HttpListener>> HttpListener::Start(std::unique_ptr<http
   // The socket is noted here as httplib creates it, and listened on again with a larger backlog
   // once bound (Linux applies a second listen() to the queue length).
   std::vector<int> sockets;
+  // httplib's defaults also set SO_REUSEPORT, with which a second server on a port in use binds
+  // it as well and silently takes part of the connections: one server per port.
   server->set_socket_options([&sockets](socket_t sock) {
     httplib::default_socket_options(sock);
+#ifdef SO_REUSEPORT
+    const int no = 0;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEPORT, &no, sizeof no);
+#endif
     sockets.push_back(static_cast<int>(sock));
   });
   int bound = port;

@@ -485,3 +485,18 @@ def test_lone_requests_inline_or_busy_waiting(tmp_path, mode):
         assert st.inference_stats.success.count == len(x) and st.inference_stats.fail.count == 0
     finally:
         assert s.stop() == 0
+
+
+@pytest.mark.parametrize("frontend", ["gRPC", "HTTP", "metrics"])
+def test_a_second_server_on_a_port_in_use_is_refused(server, client, repo, frontend):
+    """gRPC and httplib set SO_REUSEPORT by default, with which a second server binds a port in use
+    and silently takes part of its connections: larserve turns it off, so the second one exits
+    with an error naming the port, and the first keeps serving."""
+    port = server.urls[frontend].rsplit(":", 1)[1]
+    ports = {"gRPC": "0", "HTTP": "0", "metrics": "0", frontend: port}
+    r = subprocess.run([LARSERVE, "serve", "--model-repository", str(repo), "--grpc-port", ports["gRPC"],
+                        "--http-port", ports["HTTP"], "--metrics-port", ports["metrics"], "--threads", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert f"cannot serve {frontend} on 127.0.0.1:{port}" in r.stderr, r.stderr
+    assert client.is_server_live()
