@@ -13,7 +13,7 @@
 // TCP, one channel. Unary: one ModelInfer call per request. Stream: one ModelStreamInfer stream,
 // a write and a read per request. After 200 unmeasured round trips, for --seconds each. Prints
 // one JSON line per mode: requests, p50/p90/p99/min in microseconds.
-// --server cq serves ModelInfer on the completion-queue API instead, one thread blocking in Next;
+// --server cq serves both on the completion-queue API instead, one thread blocking in Next;
 // cq-spin has that thread poll the queue without ever sleeping (one core spent on it).
 #include <grpcpp/grpcpp.h>
 #include <sys/wait.h>
@@ -89,22 +89,100 @@ class Echo final : public inference::GRPCInferenceService::CallbackService {
   }
 };
 
-// The same answer to ModelInfer on gRPC's completion-queue API: one thread takes the queue's
-// events, either blocking in Next or (spin) polling it without a timeout, so that it never sleeps.
-void ServeQueue(inference::GRPCInferenceService::AsyncService* service,
-                grpc::ServerCompletionQueue* cq, bool spin) {
-  struct Call {
-    grpc::ServerContext ctx;
-    inference::ModelInferRequest req;
-    inference::ModelInferResponse resp;
-    grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> writer{&ctx};
-    bool finishing = false;
-  };
-  auto expect = [&] {
-    auto* c = new Call;
-    service->RequestModelInfer(&c->ctx, &c->req, &c->writer, cq, cq, c);
-  };
-  expect();
+// The same answers on gRPC's completion-queue API: one thread takes the queue's events, either
+// blocking in Next or (spin) polling it without a timeout, so that it never sleeps. Every tag is
+// an Op whose Proceed takes the event.
+struct Op {
+  virtual ~Op() = default;
+  virtual void Proceed(bool ok) = 0;  // may delete the Op
+};
+
+using AsyncService = inference::GRPCInferenceService::AsyncService;
+
+class UnaryOp : public Op {
+ public:
+  UnaryOp(AsyncService* service, grpc::ServerCompletionQueue* cq) : service_(service), cq_(cq) {
+    service_->RequestModelInfer(&ctx_, &req_, &writer_, cq_, cq_, this);
+  }
+  void Proceed(bool ok) override {
+    if (finishing_ || !ok) {
+      delete this;
+      return;
+    }
+    new UnaryOp(service_, cq_);
+    resp_ = Answer(req_);
+    finishing_ = true;
+    writer_.Finish(resp_, grpc::Status::OK, this);
+  }
+
+ private:
+  AsyncService* service_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  inference::ModelInferRequest req_;
+  inference::ModelInferResponse resp_;
+  grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> writer_{&ctx_};
+  bool finishing_ = false;
+};
+
+// One request, one response at a time: read, write the answer, read again, until the client
+// has finished writing.
+class StreamOp : public Op {
+ public:
+  StreamOp(AsyncService* service, grpc::ServerCompletionQueue* cq) : service_(service), cq_(cq) {
+    service_->RequestModelStreamInfer(&ctx_, &stream_, cq_, cq_, this);
+  }
+  void Proceed(bool ok) override {
+    switch (state_) {
+      case kConnect:
+        if (!ok) {
+          delete this;
+          return;
+        }
+        new StreamOp(service_, cq_);
+        state_ = kRead;
+        stream_.Read(&req_, this);
+        return;
+      case kRead:
+        if (!ok) {  // the client finished writing
+          state_ = kFinish;
+          stream_.Finish(grpc::Status::OK, this);
+          return;
+        }
+        *resp_.mutable_infer_response() = Answer(req_);
+        state_ = kWrite;
+        stream_.Write(resp_, this);
+        return;
+      case kWrite:
+        if (!ok) {
+          state_ = kFinish;
+          stream_.Finish(grpc::Status::OK, this);
+          return;
+        }
+        state_ = kRead;
+        stream_.Read(&req_, this);
+        return;
+      case kFinish:
+        delete this;
+        return;
+    }
+  }
+
+ private:
+  enum State { kConnect, kRead, kWrite, kFinish };
+  AsyncService* service_;
+  grpc::ServerCompletionQueue* cq_;
+  grpc::ServerContext ctx_;
+  grpc::ServerAsyncReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>
+      stream_{&ctx_};
+  inference::ModelInferRequest req_;
+  inference::ModelStreamInferResponse resp_;
+  State state_ = kConnect;
+};
+
+void ServeQueue(AsyncService* service, grpc::ServerCompletionQueue* cq, bool spin) {
+  new UnaryOp(service, cq);
+  new StreamOp(service, cq);
   for (;;) {
     void* tag = nullptr;
     bool ok = false;
@@ -115,15 +193,7 @@ void ServeQueue(inference::GRPCInferenceService::AsyncService* service,
     } else if (!cq->Next(&tag, &ok)) {
       return;
     }
-    auto* c = static_cast<Call*>(tag);
-    if (c->finishing || !ok) {
-      delete c;
-      continue;
-    }
-    expect();
-    c->resp = Answer(c->req);
-    c->finishing = true;
-    c->writer.Finish(c->resp, grpc::Status::OK, c);
+    static_cast<Op*>(tag)->Proceed(ok);
   }
 }
 
@@ -237,11 +307,10 @@ int main(int argc, char** argv) {
   }
   const bool queue = server_api == "cq" || server_api == "cq-spin";
   if (bytes % 4 != 0 || seconds <= 0 || (mode != "unary" && mode != "stream" && mode != "both") ||
-      (server_api != "callback" && !queue) || (queue && mode != "unary")) {
+      (server_api != "callback" && !queue)) {
     std::fprintf(stderr,
                  "grpc_pingpong: --bytes must be a multiple of 4, --seconds > 0, "
-                 "--mode unary, stream or both, --server callback, cq or cq-spin (the "
-                 "last two: --mode unary)\n");
+                 "--mode unary, stream or both, --server callback, cq or cq-spin\n");
     return 2;
   }
   int ports[2];
