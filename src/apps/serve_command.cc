@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "commands.h"
@@ -33,6 +34,8 @@ struct ServeArgs {
   // Instances (and an HTTP worker) poll for this long before sleeping: one-patch latency through
   // the server fell by 65-160 us on the development VM (docs/perf/server.md).
   int busy_wait_us = 1000;
+  // On SIGINT / SIGTERM, how long requests in flight and open streams may take (Triton's flag).
+  int exit_timeout_secs = 30;
 };
 
 int RunServe(const ServeArgs& a) {
@@ -86,6 +89,7 @@ int RunServe(const ServeArgs& a) {
     go.max_message_bytes = a.max_message_mb << 20;
     go.shared_memory = shared_memory;
     go.run_inline = inline_grpc;
+    go.exit_timeout = std::chrono::seconds(a.exit_timeout_secs);
     auto started = serve::GrpcServer::Start(repository->get(), go);
     if (!started.ok()) return Fail("serve", started.status().message());
     grpc = std::move(started).value();
@@ -174,6 +178,11 @@ void RegisterServe(CLI::App& app, RunFn* run) {
                   "inline (--run-inline applies with 0 only); 0: never poll")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--exit-timeout-secs", a->exit_timeout_secs,
+                  "on SIGINT or SIGTERM, how long requests in flight and open gRPC streams may "
+                  "take before they are cancelled (as Triton's flag)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   cmd->add_option("--max-message-mb", a->max_message_mb,
                   "largest gRPC message accepted or sent, and largest HTTP request body, MiB")
       ->check(CLI::Range(1, 2047));

@@ -763,6 +763,7 @@ struct GrpcServer::Impl {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
+  std::chrono::milliseconds exit_timeout{0};
 };
 
 StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* repository,
@@ -775,6 +776,7 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(ModelRepository* reposit
   }
   std::unique_ptr<GrpcServer> s(new GrpcServer());
   s->impl_ = std::make_unique<Impl>();
+  s->impl_->exit_timeout = std::max(std::chrono::milliseconds(0), options.exit_timeout);
   // A quarter of the cores (at least one) send responses when the instances are busy.
   s->impl_->responder = std::make_unique<Responder>(
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 4)), options.run_inline);
@@ -817,7 +819,9 @@ void GrpcServer::Shutdown() {
   if (impl_->stopped) return;
   impl_->stopped = true;
   if (!impl_->server) return;  // Start failed
-  impl_->server->Shutdown();
+  // After the deadline gRPC cancels what is still open (a client's idle stream would otherwise
+  // hold the server forever); answers for cancelled calls still in a scheduler are then dropped.
+  impl_->server->Shutdown(std::chrono::system_clock::now() + impl_->exit_timeout);
   impl_->infer_queues->Stop();
   impl_->server->Wait();
 }

@@ -4,6 +4,7 @@ engine in-process, concurrency with request ids kept, dynamic batches really for
 statistics, repository load/unload, and the right gRPC codes for bad requests (the server keeps
 serving after each)."""
 import os
+import queue
 import sys
 import threading
 
@@ -129,6 +130,27 @@ def test_instance_threads_are_named_for_cpu_accounting(server, client):
     assert split["server_instance_cores"] > 0, split
     assert split["server_instance_cores"] > split["server_other_cores"], split
     assert abs(split["server_instance_cores"] + split["server_other_cores"] - split["server_cores"]) < 1e-9
+
+
+def test_an_idle_open_stream_does_not_keep_the_server_from_stopping(repo):
+    """gRPC's Shutdown without a deadline waits for every call: a client holding a ModelStreamInfer
+    stream open (idle after its answers) kept SIGTERM from ever stopping the server. After
+    --exit-timeout-secs the stream is cancelled and the server exits cleanly."""
+    s = Server(repo, "--exit-timeout-secs", "1")
+    answers = queue.Queue()
+    c = grpcclient.InferenceServerClient(s.url)
+    try:
+        c.start_stream(callback=lambda result, error: answers.put((result, error)))
+        inp = grpcclient.InferInput(IN, [1, 48, 48, 1], "FP32")
+        inp.set_data_from_numpy(patches(1, 9))
+        c.async_stream_infer(MODEL, [inp], request_id="held")
+        result, error = answers.get(timeout=120)
+        assert error is None and result.get_response().id == "held"
+        assert s.stop() == 0  # stop's wait guards against a hang
+    finally:
+        c.stop_stream(cancel_requests=True)
+        if s.proc.poll() is None:
+            s.proc.kill()
 
 
 def test_stream_keeps_ids(server, tmp_path):

@@ -16,6 +16,7 @@
 // outputs written to shared memory come back without data (an empty raw_output_contents).
 //
 // Threading: Start, Port and Shutdown from one thread; everything else runs on gRPC's threads.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,6 +41,10 @@ struct GrpcServerOptions {
   // caches (on a 16-core host a one-patch inference took 215 us there, 132-165 us on the
   // instance thread).
   bool run_inline = false;
+  // Shutdown lets requests in flight and open streams finish for this long, then cancels them
+  // (Triton's --exit-timeout-secs). Without a limit a client holding an idle ModelInferStream
+  // open kept the server from ever stopping.
+  std::chrono::milliseconds exit_timeout{30000};
 };
 
 class GrpcServer {
