@@ -42,8 +42,8 @@ struct GrpcServerOptions {
   // instance thread).
   bool run_inline = false;
   // Shutdown lets requests in flight and open streams finish for this long, then cancels them
-  // (Triton's --exit-timeout-secs). Without a limit a client holding an idle ModelInferStream
-  // open kept the server from ever stopping.
+  // (Triton's --exit-timeout-secs). Without a limit a client holding an idle ModelStreamInfer
+  // stream open kept the server from ever stopping.
   std::chrono::milliseconds exit_timeout{30000};
 };
 
