@@ -72,11 +72,15 @@ def client(server):
 
 
 def url(server, protocol):
-    return server.grpc if protocol == "grpc" else server.http
+    return server.http if protocol == "http" else server.grpc
 
 
 def run_pa(pa, server, protocol, *args, model=MODEL, csv_path=None):
-    cmd = [pa, "-m", model, "-u", url(server, protocol), "-i", protocol, *args]
+    """protocol: grpc, http, or grpc-stream (gRPC's ModelStreamInfer, perf_analyzer --streaming)."""
+    cmd = [pa, "-m", model, "-u", url(server, protocol), "-i", "http" if protocol == "http" else "grpc"]
+    if protocol == "grpc-stream":
+        cmd.append("--streaming")
+    cmd += list(args)
     if csv_path is not None:
         cmd += ["-f", str(csv_path), "--verbose-csv"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_GUARD_S)
@@ -164,7 +168,7 @@ def test_batch8(pa, server, client, protocol, tmp_path):
     assert level["inferences"] % 8 == 0, level
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("protocol", ["grpc", "grpc-stream", "http"])
 def test_request_count_matches_server_statistics(pa, server, client, protocol):
     """With --request-count perf_analyzer sends exactly that many requests: the server counts
     each of them once, and at concurrency 4 fewer executions than inferences."""
