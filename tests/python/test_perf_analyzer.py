@@ -3,7 +3,7 @@
 with the production model repository entry (models/emtrkmichel, run with one instance: dynamic
 batching, preferred batch 256, no queue delay). gRPC and HTTP: a concurrency sweep at batch 1 and a run at batch 8, with perf_analyzer's
 verbose CSV; the server's own statistics (ModelStatistics through tritonclient) against what
-perf_analyzer sent, batches formed under concurrency, real patches from `--input-data` with the
+perf_analyzer sent (streaming gRPC too), batches formed under concurrency, real patches from `--input-data` with the
 responses validated by perf_analyzer, and a clear failure for an unknown model.
 
 perf_analyzer is found next to the venv's python (.venv/bin/perf_analyzer) or at $PERF_ANALYZER;
